@@ -1,0 +1,9 @@
+//! The xipsec data plane.
+//!
+//! - [`esp`]: the ESP core (RFC 4303): encapsulation and decapsulation in place, anti-replay,
+//!   extended sequence numbers, NAT-T. Pure functions over packet buffers, no I/O.
+//!
+//! The shared-memory SA table, the workers and the AF_XDP I/O layer build on it (see
+//! `../shared/DESIGN.md`).
+
+pub mod esp;
