@@ -110,6 +110,8 @@ impl OutboundSa {
         let spi = self.params.spi.to_be_bytes();
         let sequence_low = (sequence as u32).to_be_bytes();
         let iv = sequence.to_be_bytes();
+        #[cfg(test)]
+        let iv = self.iv_override.unwrap_or(iv);
         frame[esp_at..esp_at + 4].copy_from_slice(&spi);
         frame[esp_at + 4..esp_at + 8].copy_from_slice(&sequence_low);
         frame[esp_at + 8..esp_at + 16].copy_from_slice(&iv);

@@ -128,6 +128,9 @@ pub struct OutboundSa {
     /// last one is `u64::MAX`.
     pub(crate) exhausted: bool,
     pub(crate) counters: SaCounters,
+    /// Known-answer tests replay published packets whose IVs are not sequence numbers.
+    #[cfg(test)]
+    pub(crate) iv_override: Option<[u8; super::cipher::IV_LEN]>,
 }
 
 impl OutboundSa {
@@ -138,6 +141,8 @@ impl OutboundSa {
             next_sequence: 1,
             exhausted: false,
             counters: SaCounters::default(),
+            #[cfg(test)]
+            iv_override: None,
         })
     }
 

@@ -105,11 +105,22 @@ pub fn ipv6_udp(total_len: usize, traffic_class: u8, flow_label: u32) -> Vec<u8>
     packet
 }
 
-/// A packet of the family that fits `endpoints` (for transport mode).
+/// A packet between the endpoints themselves, as transport mode carries.
 pub fn packet_for(endpoints: Endpoints, total_len: usize) -> Vec<u8> {
     match endpoints {
-        Endpoints::V4 { .. } => ipv4_udp(total_len, 0, true),
-        Endpoints::V6 { .. } => ipv6_udp(total_len, 0, 0),
+        Endpoints::V4 { local, remote } => {
+            let mut packet = ipv4_udp(total_len, 0, true);
+            packet[12..16].copy_from_slice(&local.octets());
+            packet[16..20].copy_from_slice(&remote.octets());
+            ip::set_ipv4_checksum(&mut packet[..20]);
+            packet
+        }
+        Endpoints::V6 { local, remote } => {
+            let mut packet = ipv6_udp(total_len, 0, 0);
+            packet[8..24].copy_from_slice(&local.octets());
+            packet[24..40].copy_from_slice(&remote.octets());
+            packet
+        }
     }
 }
 

@@ -1,0 +1,10 @@
+//! The xipsec IKEv2 control plane (RFC 7296).
+//!
+//! Built sans-IO in the style of quinn-proto: the protocol core takes datagrams and the current
+//! time and returns datagrams, timers and SA events. See `../shared/DESIGN.md`, room 3.
+//!
+//! - [`wire`]: the IKEv2 message codec (RFC 7296 §3, RFC 7383 fragments): strict, bounds-checked
+//!   decoding and byte-exact encoding of the header and every payload.
+#![forbid(unsafe_code)]
+
+pub mod wire;
