@@ -5,7 +5,7 @@
 //! material, the last 8 as the packet's IV.
 
 use serde::Deserialize;
-use xipsec_dataplane::esp::{CipherSuite, EspKey, IV_LEN, SALT_LEN};
+use xipsec_dataplane::esp::{CipherSuite, EspKey, ICV_LEN, IV_LEN, SALT_LEN};
 
 #[derive(Deserialize)]
 struct File {
@@ -78,7 +78,8 @@ fn check(suite: CipherSuite, case: &Case) {
             assert!(open_result.is_ok(), "tcId {} must open", case.id);
             assert_eq!(&opened[..msg.len()], &msg[..], "tcId {} plaintext", case.id);
             let mut buffer = msg.clone();
-            let icv = key.seal(&iv, &aad, &mut buffer).unwrap();
+            let mut icv = [0u8; ICV_LEN];
+            key.seal(&iv, &aad, &mut buffer, &mut icv).unwrap();
             buffer.extend_from_slice(&icv);
             assert_eq!(buffer, sealed, "tcId {} seal", case.id);
         }

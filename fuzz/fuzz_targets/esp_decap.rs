@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use libfuzzer_sys::fuzz_target;
 use xipsec_dataplane::esp::{
     ip, CipherSuite, Decapsulator, Endpoints, EspKey, InboundSa, Mode, PacketBuf, SaParams,
-    UdpEncap,
+    UdpEncap, ICV_LEN,
 };
 
 const SPI: u32 = 0x0102_0304;
@@ -22,7 +22,8 @@ fn sealed_packet(suite: CipherSuite, keymat: &[u8], plaintext: &[u8]) -> Vec<u8>
     aad[..4].copy_from_slice(&SPI.to_be_bytes());
     aad[4..].copy_from_slice(&sequence.to_be_bytes());
     let mut body = plaintext.to_vec();
-    let icv = key.seal(&iv, &aad, &mut body).expect("small input");
+    let mut icv = [0u8; ICV_LEN];
+    key.seal(&iv, &aad, &mut body, &mut icv).expect("small input");
     let mut packet = vec![0u8; 20];
     let total = (20 + 16 + body.len() + icv.len()).min(usize::from(u16::MAX));
     packet[0] = 0x45;

@@ -5,7 +5,7 @@
 //! the context is freed (`OPENSSL_free`); the salt is ours and is zeroized on drop.
 
 use aws_lc_rs::aead::{
-    Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
+    Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305,
 };
 use zeroize::Zeroize;
 
@@ -160,19 +160,20 @@ impl EspKey {
         Nonce::assume_unique_for_key(nonce)
     }
 
-    /// Encrypts `in_out` in place and returns the ICV. The caller guarantees that `iv` is never
-    /// used twice under this key (ESP derives it from the sequence number).
+    /// Encrypts `in_out` in place and writes the ICV into `icv`. The caller guarantees that
+    /// `iv` is never used twice under this key (ESP derives it from the sequence number).
     pub fn seal(
         &self,
         iv: &[u8; IV_LEN],
         aad: &[u8],
         in_out: &mut [u8],
-    ) -> Result<[u8; ICV_LEN], SealFailed> {
+        icv: &mut [u8],
+    ) -> Result<(), SealFailed> {
         // aws-lc only refuses inputs beyond the AEAD's limit (2^36 bytes for GCM), far beyond
-        // any IP packet; it is still a typed, counted failure rather than a panic.
+        // any IP packet, and an ICV buffer of the wrong size; both are typed, counted failures
+        // rather than panics.
         self.key
-            .seal_in_place_separate_tag(self.nonce(iv), Aad::from(aad), in_out)
-            .map(|tag| tag_bytes(&tag))
+            .seal_in_place_scatter(self.nonce(iv), Aad::from(aad), in_out, &[], icv)
             .map_err(|_| SealFailed)
     }
 
@@ -189,10 +190,4 @@ impl EspKey {
             .map(|_| ())
             .map_err(|_| AuthenticationFailed)
     }
-}
-
-fn tag_bytes(tag: &Tag) -> [u8; ICV_LEN] {
-    let mut out = [0u8; ICV_LEN];
-    out.copy_from_slice(tag.as_ref());
-    out
 }

@@ -112,6 +112,7 @@ impl Decapsulator {
     }
 
     /// Checks the outer IP (and UDP) headers. `Ok(None)`: an IKE message on the NAT-T port.
+    #[inline]
     fn parse_outer(&self, data: &[u8]) -> Result<Option<Outer>, DropReason> {
         let (family, ip_header_len, next_header_at, ip_end, ecn) = match Family::of(data) {
             Some(Family::V4) => {
@@ -185,6 +186,7 @@ impl Decapsulator {
 
 impl InboundSa {
     /// Everything after the SA is known. Returns the length of the packet left in the window.
+    #[inline]
     fn decap(&mut self, packet: &mut PacketBuf<'_>, outer: &Outer) -> Result<usize, DropReason> {
         let esp_len = outer.ip_end - outer.esp_at;
         if esp_len < MIN_ESP_LEN {
@@ -280,6 +282,7 @@ impl InboundSa {
 /// Validates the inner packet of a tunnel-mode SA, trims TFC padding (whatever follows the
 /// length its own header states) and merges the outer ECN into it (RFC 6040). Returns the inner
 /// packet's length.
+#[inline]
 fn restore_tunnel_inner(
     inner: &mut [u8],
     next_header: u8,

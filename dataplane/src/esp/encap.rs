@@ -10,6 +10,7 @@ use super::ip::{
 };
 use super::packet::PacketBuf;
 use super::sa::{DfPolicy, Endpoints, Mode, OutboundSa};
+use super::template::PacketFields;
 
 pub(crate) const ESP_HEADER_LEN: usize = 8;
 
@@ -22,6 +23,7 @@ struct InnerFacts {
     flow_label: u32,
 }
 
+#[inline]
 fn inner_facts(inner: &[u8]) -> Result<InnerFacts, DropReason> {
     match Family::of(inner) {
         Some(Family::V4) if inner.len() >= IPV4_HEADER_LEN => Ok(InnerFacts {
@@ -50,6 +52,7 @@ fn padding_for(payload_len: usize) -> usize {
 
 /// Writes the padding (1, 2, 3, … as RFC 4303 §2.4 prescribes), pad length and next header at
 /// `at`; returns the end of the trailer.
+#[inline]
 fn write_trailer(frame: &mut [u8], at: usize, pad_len: usize, next_header: u8) -> usize {
     for (i, byte) in frame[at..at + pad_len].iter_mut().enumerate() {
         *byte = i as u8 + 1;
@@ -97,9 +100,10 @@ impl OutboundSa {
         }
     }
 
-    /// Writes the ESP header and IV at `esp_at` and seals `frame[payload_at..trailer_end]`,
-    /// appending the ICV. The IV is the sequence number: unique under the key by construction,
-    /// as RFC 4106 §3.1 suggests.
+    /// Writes the sequence number and IV of the ESP header at `esp_at` (the SPI is the caller's)
+    /// and seals `frame[payload_at..trailer_end]`, the ICV going right after it. The IV is the
+    /// sequence number: unique under the key by construction, as RFC 4106 §3.1 suggests.
+    #[inline]
     fn seal_into(
         &self,
         frame: &mut [u8],
@@ -107,23 +111,24 @@ impl OutboundSa {
         trailer_end: usize,
         sequence: u64,
     ) -> Result<(), DropReason> {
-        let spi = self.params.spi.to_be_bytes();
-        let sequence_low = (sequence as u32).to_be_bytes();
         let iv = sequence.to_be_bytes();
         #[cfg(test)]
         let iv = self.iv_override.unwrap_or(iv);
-        frame[esp_at..esp_at + 4].copy_from_slice(&spi);
-        frame[esp_at + 4..esp_at + 8].copy_from_slice(&sequence_low);
+        frame[esp_at + 4..esp_at + 8].copy_from_slice(&(sequence as u32).to_be_bytes());
         frame[esp_at + 8..esp_at + 16].copy_from_slice(&iv);
         let mut aad = [0u8; 12];
-        let aad = build_aad(&mut aad, spi, sequence, self.params.esn);
+        let aad = build_aad(
+            &mut aad,
+            self.params.spi.to_be_bytes(),
+            sequence,
+            self.params.esn,
+        );
         let payload_at = esp_at + ESP_HEADER_LEN + IV_LEN;
-        let icv = self
-            .key
-            .seal(&iv, aad, &mut frame[payload_at..trailer_end])
-            .map_err(|_| DropReason::SealFailed)?;
-        frame[trailer_end..trailer_end + ICV_LEN].copy_from_slice(&icv);
-        Ok(())
+        let (payload, icv) =
+            frame[payload_at..trailer_end + ICV_LEN].split_at_mut(trailer_end - payload_at);
+        self.key
+            .seal(&iv, aad, payload, icv)
+            .map_err(|_| DropReason::SealFailed)
     }
 
     fn encap_tunnel(&mut self, packet: &mut PacketBuf<'_>) -> Result<(), DropReason> {
@@ -135,11 +140,8 @@ impl OutboundSa {
             .map_or(0, |pad_to| usize::from(pad_to).saturating_sub(inner_len));
         let pad_len = padding_for(inner_len + tfc_len);
         let tail_len = tfc_len + pad_len + 2 + ICV_LEN;
-        let outer_ip_len = match self.params.endpoints {
-            Endpoints::V4 { .. } => IPV4_HEADER_LEN,
-            Endpoints::V6 { .. } => IPV6_HEADER_LEN,
-        };
-        let head_len = outer_ip_len + self.udp_len() + ESP_HEADER_LEN + IV_LEN;
+        let headers_len = self.template.len();
+        let head_len = headers_len + 4 + IV_LEN;
         if packet.headroom() < head_len {
             return Err(DropReason::NoHeadroom);
         }
@@ -166,48 +168,23 @@ impl OutboundSa {
             inner.family.tunnel_protocol(),
         );
         let outer_at = start - head_len;
-        let esp_at = outer_at + outer_ip_len + self.udp_len();
-        self.seal_into(frame, esp_at, trailer_end, sequence)?;
-
-        let outer = &mut frame[outer_at..trailer_end + ICV_LEN];
-        let payload_protocol = if self.params.udp_encap.is_some() {
-            proto::UDP
-        } else {
-            proto::ESP
-        };
-        let traffic_class =
-            (inner.traffic_class & !0b11) | ecn::on_encapsulation(inner.traffic_class);
+        self.seal_into(frame, outer_at + headers_len - 4, trailer_end, sequence)?;
         let dont_fragment = match self.params.df {
             DfPolicy::Copy => inner.dont_fragment,
             DfPolicy::Set => true,
             DfPolicy::Clear => false,
         };
-        match self.params.endpoints {
-            Endpoints::V4 { local, remote } => {
-                outer[0] = 0x45;
-                outer[1] = traffic_class;
-                write_u16(outer, 2, length_field as u16);
-                // With DF clear the ID must be unique per (src, dst, protocol) for the reassembly
-                // lifetime (RFC 6864); the low sequence bits are, for 65536 packets.
-                write_u16(outer, 4, sequence as u16);
-                write_u16(outer, 6, if dont_fragment { IPV4_DF } else { 0 });
-                outer[8] = self.params.outer_ttl;
-                outer[9] = payload_protocol;
-                outer[12..16].copy_from_slice(&local.octets());
-                outer[16..20].copy_from_slice(&remote.octets());
-                set_ipv4_checksum(&mut outer[..IPV4_HEADER_LEN]);
-            }
-            Endpoints::V6 { local, remote } => {
-                let first_word = (6u32 << 28) | (u32::from(traffic_class) << 20) | inner.flow_label;
-                outer[0..4].copy_from_slice(&first_word.to_be_bytes());
-                write_u16(outer, 4, length_field as u16);
-                outer[6] = payload_protocol;
-                outer[7] = self.params.outer_ttl;
-                outer[8..24].copy_from_slice(&local.octets());
-                outer[24..40].copy_from_slice(&remote.octets());
-            }
-        }
-        self.write_udp_header(outer, outer_ip_len);
+        let fields = PacketFields {
+            traffic_class: (inner.traffic_class & !0b11)
+                | ecn::on_encapsulation(inner.traffic_class),
+            dont_fragment,
+            flow_label: inner.flow_label,
+            // With DF clear the ID must be unique per (src, dst, protocol) for the reassembly
+            // lifetime (RFC 6864); the low sequence bits are, for 65536 packets.
+            id: sequence as u16,
+        };
+        self.template
+            .write(&mut frame[outer_at..trailer_end + ICV_LEN], fields);
         packet.set_window(outer_at, trailer_end + ICV_LEN);
         Ok(())
     }
@@ -264,6 +241,7 @@ impl OutboundSa {
         let new_start = start - insert_len;
         frame.copy_within(start..start + header_len, new_start);
         let esp_at = new_start + header_len + self.udp_len();
+        frame[esp_at..esp_at + 4].copy_from_slice(&self.params.spi.to_be_bytes());
         self.seal_into(frame, esp_at, trailer_end, sequence)?;
 
         let out = &mut frame[new_start..trailer_end + ICV_LEN];
@@ -287,6 +265,7 @@ impl OutboundSa {
 
     /// The NAT-T UDP header at `udp_at` of the finished packet (RFC 3948 §2.1): checksum zero
     /// over IPv4; over IPv6 a real one, which UDP there requires.
+    #[inline]
     fn write_udp_header(&self, packet: &mut [u8], udp_at: usize) {
         let Some(ports) = self.params.udp_encap else {
             return;

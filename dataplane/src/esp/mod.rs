@@ -20,6 +20,7 @@ mod natt;
 mod packet;
 pub mod replay;
 mod sa;
+mod template;
 
 pub use cipher::{
     AuthenticationFailed, CipherSuite, EspKey, KeyLengthError, SealFailed, ICV_LEN, IV_LEN,

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::cipher::{CipherSuite, EspKey, KeyLengthError};
 use super::drop::SaCounters;
 use super::replay::{ReplayWindow, ReplayWindowSizeError, DEFAULT_REPLAY_WINDOW};
+use super::template::OuterTemplate;
 
 /// Tunnel mode wraps the whole inner packet; transport mode protects only the payload of the
 /// host's own packet (RFC 4301 §4.1).
@@ -128,6 +129,8 @@ pub struct OutboundSa {
     /// last one is `u64::MAX`.
     pub(crate) exhausted: bool,
     pub(crate) counters: SaCounters,
+    /// Tunnel mode's outer headers, prepared once.
+    pub(crate) template: OuterTemplate,
     /// Known-answer tests replay published packets whose IVs are not sequence numbers.
     #[cfg(test)]
     pub(crate) iv_override: Option<[u8; super::cipher::IV_LEN]>,
@@ -137,6 +140,12 @@ impl OutboundSa {
     pub fn new(params: SaParams, keymat: &[u8]) -> Result<Self, SaError> {
         Ok(Self {
             key: EspKey::new(params.suite, keymat).map_err(SaError::Key)?,
+            template: OuterTemplate::new(
+                params.endpoints,
+                params.udp_encap,
+                params.outer_ttl,
+                params.spi,
+            ),
             params,
             next_sequence: 1,
             exhausted: false,

@@ -188,7 +188,8 @@ pub fn hand_sealed_ipv4(suite: CipherSuite, spi: u32, sequence: u32, plaintext: 
     aad.extend_from_slice(&spi.to_be_bytes());
     aad.extend_from_slice(&sequence.to_be_bytes());
     let mut body = plaintext.to_vec();
-    let icv = key.seal(&iv, &aad, &mut body).unwrap();
+    let mut icv = [0u8; xipsec_dataplane::esp::ICV_LEN];
+    key.seal(&iv, &aad, &mut body, &mut icv).unwrap();
     let total_len = 20 + 8 + 8 + body.len() + icv.len();
     let mut packet = vec![0u8; 20];
     packet[0] = 0x45;
