@@ -424,6 +424,37 @@ proptest! {
         }
     }
 
+    /// Whatever a local process hands to encapsulation, it never panics, and what it accepts
+    /// the peer can decapsulate.
+    #[test]
+    fn random_plaintext_never_panics_encapsulation(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        first in prop_oneof![Just(0x45u8), Just(0x46), Just(0x60), any::<u8>()],
+        transport in any::<bool>(),
+        v6 in any::<bool>(),
+    ) {
+        let mut plaintext = bytes;
+        if let Some(byte) = plaintext.first_mut() {
+            *byte = first;
+        }
+        let mut params = SaParams::tunnel(
+            0x10,
+            CipherSuite::Aes128Gcm16,
+            if v6 { V6_ENDPOINTS } else { V4_ENDPOINTS },
+        );
+        params.mode = if transport { Mode::Transport } else { Mode::Tunnel };
+        let (mut out, mut inb) = sa_pair(params);
+        let mut frame = Frame::new(&plaintext);
+        if frame.with_buf(|buf| out.encap(buf)).is_ok() {
+            let wire = frame.data().to_vec();
+            // Decapsulation must not panic either; it may refuse an inner packet whose own
+            // header lies about its length, which encapsulation does not police.
+            let _ = decap(&mut Decapsulator::default(), &mut inb, &wire);
+        } else {
+            prop_assert_eq!(frame.data(), &plaintext[..], "a refused packet is left as it was");
+        }
+    }
+
     /// Any plaintext size round trips, in both modes.
     #[test]
     fn any_size_round_trips(len in 28usize..3000, transport in any::<bool>(), tos in any::<u8>()) {
