@@ -2,8 +2,11 @@
 //!
 //! - [`esp`]: the ESP core (RFC 4303): encapsulation and decapsulation in place, anti-replay,
 //!   extended sequence numbers, NAT-T. Pure functions over packet buffers, no I/O.
+//! - [`table`]: the SA table in shared memory, written by the control plane and read by the
+//!   workers.
 //!
 //! The shared-memory SA table, the workers and the AF_XDP I/O layer build on it (see
 //! `../shared/DESIGN.md`).
 
 pub mod esp;
+pub mod table;

@@ -193,7 +193,7 @@ impl InboundSa {
             return Err(DropReason::Truncated);
         }
         let encrypted_len = esp_len - ESP_HEADER_LEN - IV_LEN - ICV_LEN;
-        if encrypted_len % 4 != 0 {
+        if !encrypted_len.is_multiple_of(4) {
             return Err(DropReason::BadAlignment);
         }
         let data = packet.data();

@@ -1,0 +1,117 @@
+//! A worker's side: find inbound SAs by SPI, read records consistently, notice changes with one
+//! load, and report counters and sequence state through the slot's worker area.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::error::TableError;
+use super::layout::header;
+use super::record::SaRecord;
+use super::region::Region;
+use super::slot::{self, ReadFailure, SlotRead, WorkerArea};
+use super::{index, SlotId};
+
+/// A consistent copy of one slot's record, with the version it was read at.
+#[derive(Debug)]
+pub struct SlotSnapshot {
+    pub record: SaRecord,
+    /// Compare with [`TableReader::version`] to know whether the copy is still current.
+    pub version: u64,
+}
+
+/// Why a read gave no record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// No SA is installed there (any more).
+    Free,
+    /// The writer was mid-write for every attempt; try again on the next batch.
+    Busy,
+    /// The slot's words do not decode.
+    Corrupt,
+    /// The slot number is beyond the table.
+    OutOfRange,
+}
+
+/// Opens a table for reading records and writing worker areas. Any number of readers, in any
+/// processes, may attach; none of them ever blocks the writer or another reader.
+#[derive(Debug)]
+pub struct TableReader {
+    region: Region,
+}
+
+impl TableReader {
+    pub fn open(path: &Path) -> Result<Self, TableError> {
+        // Read-write: workers report counters into the worker areas.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(TableError::Io)?;
+        Ok(Self {
+            region: Region::open(&file)?,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.region.capacity()
+    }
+
+    /// The slot holding the inbound SA with `spi`, if one is installed. The answer can be stale
+    /// by the time the slot is read: [`read`](Self::read) checks the SPI again.
+    pub fn find_inbound(&self, spi: u32) -> Option<SlotId> {
+        index::find(&self.region, spi)
+            .filter(|&slot| slot < self.capacity())
+            .map(SlotId)
+    }
+
+    /// A consistent copy of the slot's record.
+    pub fn read(&self, slot: SlotId) -> Result<SlotSnapshot, ReadError> {
+        if slot.0 >= self.capacity() {
+            return Err(ReadError::OutOfRange);
+        }
+        match slot::read(&self.region, self.region.slot_at(slot.0)) {
+            Ok((SlotRead::Installed(record), version)) => Ok(SlotSnapshot { record, version }),
+            Ok((SlotRead::Free, _)) => Err(ReadError::Free),
+            Err(ReadFailure::Busy) => Err(ReadError::Busy),
+            Err(ReadFailure::Corrupt(_)) => Err(ReadError::Corrupt),
+        }
+    }
+
+    /// The inbound SA with `spi`: the index lookup and the record read, with the SPI checked
+    /// against the record in case the slot was reused in between.
+    pub fn read_inbound(&self, spi: u32) -> Option<(SlotId, SlotSnapshot)> {
+        let slot = self.find_inbound(spi)?;
+        let snapshot = self.read(slot).ok()?;
+        (snapshot.record.params.spi == spi
+            && snapshot.record.direction == super::Direction::Inbound)
+            .then_some((slot, snapshot))
+    }
+
+    /// The slot's current version: one atomic load, cheap enough for every packet.
+    pub fn version(&self, slot: SlotId) -> Option<u64> {
+        (slot.0 < self.capacity()).then(|| slot::version(&self.region, self.region.slot_at(slot.0)))
+    }
+
+    /// Bumped by every install and delete.
+    pub fn generation(&self) -> u64 {
+        self.region
+            .u64_at(header::GENERATION)
+            .load(Ordering::Acquire)
+    }
+
+    /// When the control plane last said it was alive (milliseconds since the epoch; 0: never).
+    pub fn writer_heartbeat(&self) -> u64 {
+        self.region
+            .u64_at(header::WRITER_HEARTBEAT)
+            .load(Ordering::Relaxed)
+    }
+
+    /// The worker area of a slot, for its owning worker to report into.
+    pub fn worker_area(&self, slot: SlotId) -> Option<WorkerArea<'_>> {
+        (slot.0 < self.capacity()).then(|| WorkerArea {
+            region: &self.region,
+            slot_at: self.region.slot_at(slot.0),
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! One slot: the record behind a seqlock, and the worker area beside it.
+//!
+//! The seqlock (Boehm, "Can seqlocks get along with programming language memory models?",
+//! 2012): the single writer makes the sequence word odd, writes the record's words, and makes it
+//! even again; a reader reads the sequence, the words, and the sequence again, and keeps the
+//! words only if both readings are the same even number. All accesses are atomic, so a reader
+//! racing a writer reads a mix of old and new words — never undefined behaviour — and throws it
+//! away. Readers never block the writer and never wait on a lock.
+
+use std::sync::atomic::{fence, Ordering};
+
+use zeroize::Zeroize;
+
+use super::layout::{worker, CONFIG_WORDS};
+use super::record::{CorruptRecord, SaRecord};
+use super::region::{Region, RELAXED};
+
+/// How often a reader retries while the writer is mid-write before giving up for now. A write
+/// is a few dozen stores, so a reader that loses this many times in a row is being starved by a
+/// writer in a loop: better to report it than to spin.
+const READ_ATTEMPTS: usize = 64;
+
+/// The outcome of a consistent read.
+#[derive(Debug)]
+pub(crate) enum SlotRead {
+    Free,
+    Installed(SaRecord),
+}
+
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The writer kept the slot busy for every attempt.
+    Busy,
+    Corrupt(CorruptRecord),
+}
+
+fn record_word(slot_at: usize, i: usize) -> usize {
+    slot_at + 8 + i * 8
+}
+
+/// Writes `words` into the slot at `slot_at` under its seqlock. Only the table's single writer
+/// calls this.
+pub(crate) fn write(region: &Region, slot_at: usize, words: &[u64; CONFIG_WORDS]) {
+    let seq = region.u64_at(slot_at);
+    let before = seq.load(RELAXED);
+    seq.store(before.wrapping_add(1) | 1, RELAXED);
+    // Orders the odd sequence before every word below (a reader seeing a new word sees odd).
+    fence(Ordering::Release);
+    for (i, &word) in words.iter().enumerate() {
+        region.u64_at(record_word(slot_at, i)).store(word, RELAXED);
+    }
+    seq.store((before | 1).wrapping_add(1), Ordering::Release);
+}
+
+/// The sequence word: changes with every write, so a worker that cached an SA rebuilt from the
+/// slot knows with one load whether its copy is still current.
+pub(crate) fn version(region: &Region, slot_at: usize) -> u64 {
+    region.u64_at(slot_at).load(Ordering::Acquire)
+}
+
+/// Reads the slot at `slot_at` consistently: its record (or that it is free) and the version
+/// the record belongs to.
+pub(crate) fn read(region: &Region, slot_at: usize) -> Result<(SlotRead, u64), ReadFailure> {
+    let seq = region.u64_at(slot_at);
+    let mut words = [0u64; CONFIG_WORDS];
+    for _ in 0..READ_ATTEMPTS {
+        let before = seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        for (i, word) in words.iter_mut().enumerate() {
+            *word = region.u64_at(record_word(slot_at, i)).load(RELAXED);
+        }
+        // Orders the word loads before the second sequence load.
+        fence(Ordering::Acquire);
+        if seq.load(RELAXED) == before {
+            let decoded = SaRecord::decode(&words);
+            words.zeroize();
+            return match decoded {
+                Ok(Some(record)) => Ok((SlotRead::Installed(record), before)),
+                Ok(None) => Ok((SlotRead::Free, before)),
+                Err(corrupt) => Err(ReadFailure::Corrupt(corrupt)),
+            };
+        }
+    }
+    words.zeroize();
+    Err(ReadFailure::Busy)
+}
+
+/// The worker area of a slot: counters, flags and restart state that the SA's owning worker
+/// writes and the control plane reads. One writer per slot (the owner), so plain loads and
+/// stores suffice; readers may see the fields of one update at different moments, which is
+/// fine for counters.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerArea<'a> {
+    pub(crate) region: &'a Region,
+    pub(crate) slot_at: usize,
+}
+
+/// A snapshot of a worker area.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// Bits of [`layout::flags`](super::layout::flags).
+    pub flags: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub drops: u64,
+    pub replay_top: u64,
+    pub next_sequence: u64,
+    pub first_use: u64,
+}
+
+impl WorkerArea<'_> {
+    fn word(&self, field: usize) -> &std::sync::atomic::AtomicU64 {
+        self.region.u64_at(self.slot_at + field)
+    }
+
+    /// Adds traffic the owner processed since its last report.
+    pub fn add_traffic(&self, packets: u64, bytes: u64, drops: u64) {
+        for (field, delta) in [
+            (worker::PACKETS, packets),
+            (worker::BYTES, bytes),
+            (worker::DROPS, drops),
+        ] {
+            let word = self.word(field);
+            word.store(word.load(RELAXED).wrapping_add(delta), RELAXED);
+        }
+    }
+
+    /// Raises flags (expiry, rekey wanted); they stay raised until the slot is reused.
+    pub fn raise(&self, flags: u64) {
+        self.word(worker::FLAGS).fetch_or(flags, RELAXED);
+    }
+
+    /// Records where the SA's sequence state stands, so a restarted worker resumes safely.
+    pub fn record_sequence(&self, replay_top: u64, next_sequence: u64) {
+        self.word(worker::REPLAY_TOP).store(replay_top, RELAXED);
+        self.word(worker::NEXT_SEQUENCE)
+            .store(next_sequence, RELAXED);
+    }
+
+    /// Sets the time of first use once; later calls keep the first.
+    pub fn mark_first_use(&self, seconds: u64) {
+        let _ = self
+            .word(worker::FIRST_USE)
+            .compare_exchange(0, seconds, RELAXED, RELAXED);
+    }
+
+    pub fn status(&self) -> SlotStatus {
+        SlotStatus {
+            flags: self.word(worker::FLAGS).load(RELAXED),
+            packets: self.word(worker::PACKETS).load(RELAXED),
+            bytes: self.word(worker::BYTES).load(RELAXED),
+            drops: self.word(worker::DROPS).load(RELAXED),
+            replay_top: self.word(worker::REPLAY_TOP).load(RELAXED),
+            next_sequence: self.word(worker::NEXT_SEQUENCE).load(RELAXED),
+            first_use: self.word(worker::FIRST_USE).load(RELAXED),
+        }
+    }
+
+    /// Clears the area for a new SA; only the writer calls this, before it publishes the slot.
+    pub(crate) fn reset(&self) {
+        for field in (worker::FLAGS..=worker::FIRST_USE).step_by(8) {
+            self.word(field).store(0, RELAXED);
+        }
+    }
+}

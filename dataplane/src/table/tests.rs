@@ -1,0 +1,271 @@
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::record::tests::sample;
+use super::*;
+
+/// A table file of the test's own under /dev/shm (or the temp dir), removed on drop.
+struct TempTable(PathBuf);
+
+impl TempTable {
+    fn new(name: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self(dir.join(format!("xipsec-test-{}-{name}-{n}", std::process::id())))
+    }
+}
+
+impl Drop for TempTable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn install_find_read_delete() {
+    let file = TempTable::new("basic");
+    let mut writer = TableWriter::create(&file.0, 64).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let inbound = sample(0x1111_0001, Direction::Inbound);
+    let outbound = sample(0x2222_0002, Direction::Outbound);
+    let in_slot = writer.install(&inbound).unwrap();
+    let out_slot = writer.install(&outbound).unwrap();
+    assert_eq!(writer.installed(), 2);
+
+    let (found, snapshot) = reader.read_inbound(0x1111_0001).unwrap();
+    assert_eq!(found, in_slot);
+    assert_eq!(snapshot.record, inbound);
+    assert_eq!(reader.version(in_slot), Some(snapshot.version));
+    // Outbound SAs are not in the SPI index (they are reached through the SPD).
+    assert_eq!(reader.find_inbound(0x2222_0002), None);
+    assert_eq!(reader.read(out_slot).unwrap().record, outbound);
+    assert_eq!(reader.find_inbound(0x3333_0003), None);
+
+    let generation = reader.generation();
+    writer.delete(in_slot).unwrap();
+    assert!(reader.generation() > generation);
+    assert_ne!(
+        reader.version(in_slot),
+        Some(snapshot.version),
+        "a cached copy is stale"
+    );
+    assert_eq!(reader.find_inbound(0x1111_0001), None);
+    assert_eq!(reader.read(in_slot).unwrap_err(), ReadError::Free);
+    assert!(matches!(
+        writer.delete(in_slot),
+        Err(TableError::NoSuchSlot(_))
+    ));
+    assert_eq!(reader.read(SlotId(64)).unwrap_err(), ReadError::OutOfRange);
+}
+
+#[test]
+fn deleting_zeroes_the_keys_in_the_file() {
+    let file = TempTable::new("zero");
+    let mut writer = TableWriter::create(&file.0, 4).unwrap();
+    let mut record = sample(0x5555_0005, Direction::Inbound);
+    let key = [0xC3u8; 36];
+    record.keymat = Keymat::new(&key).unwrap();
+    let slot = writer.install(&record).unwrap();
+    let contains_key = || {
+        std::fs::read(&file.0)
+            .unwrap()
+            .windows(16)
+            .any(|w| w == &key[..16])
+    };
+    assert!(contains_key(), "the key is in the table while installed");
+    writer.delete(slot).unwrap();
+    assert!(!contains_key(), "no trace of the key once deleted");
+}
+
+#[test]
+fn duplicate_spis_full_tables_and_bad_capacities_are_refused() {
+    let file = TempTable::new("limits");
+    assert!(matches!(
+        TableWriter::create(&file.0, 0),
+        Err(TableError::Capacity(0))
+    ));
+    let mut writer = TableWriter::create(&file.0, 2).unwrap();
+    writer.install(&sample(7, Direction::Inbound)).unwrap();
+    assert!(matches!(
+        writer.install(&sample(7, Direction::Inbound)),
+        Err(TableError::DuplicateSpi(7))
+    ));
+    // The same SPI outbound is another SA (the peer chose it).
+    writer.install(&sample(7, Direction::Outbound)).unwrap();
+    assert!(matches!(
+        writer.install(&sample(8, Direction::Inbound)),
+        Err(TableError::Full)
+    ));
+}
+
+#[test]
+fn one_writer_at_a_time_and_foreign_files_are_refused() {
+    let file = TempTable::new("lock");
+    let _writer = TableWriter::create(&file.0, 8).unwrap();
+    assert!(matches!(
+        TableWriter::open(&file.0),
+        Err(TableError::WriterLocked)
+    ));
+    let foreign = TempTable::new("foreign");
+    std::fs::write(&foreign.0, vec![0x42u8; 8192]).unwrap();
+    assert!(matches!(
+        TableReader::open(&foreign.0),
+        Err(TableError::NotATable)
+    ));
+}
+
+#[test]
+fn a_restarted_control_plane_finds_every_sa_and_workers_never_notice() {
+    let file = TempTable::new("restart");
+    let mut writer = TableWriter::create(&file.0, 16).unwrap();
+    let slots: Vec<SlotId> = (0..10u32)
+        .map(|i| {
+            writer
+                .install(&sample(0x100 + i, Direction::Inbound))
+                .unwrap()
+        })
+        .collect();
+    writer.delete(slots[3]).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let area = reader.worker_area(slots[0]).unwrap();
+    area.add_traffic(5, 500, 1);
+    drop(writer);
+
+    // The control plane is gone; the worker still reads and reports.
+    assert!(reader.read_inbound(0x100).is_some());
+    area.add_traffic(1, 100, 0);
+
+    let mut writer = TableWriter::open(&file.0).unwrap();
+    assert_eq!(writer.installed(), 9);
+    assert!(matches!(
+        writer.install(&sample(0x101, Direction::Inbound)),
+        Err(TableError::DuplicateSpi(0x101))
+    ));
+    let status = writer.status(slots[0]).unwrap();
+    assert_eq!((status.packets, status.bytes, status.drops), (6, 600, 1));
+    // The freed slot is free again, and the rest keep their SPIs.
+    let reused = writer.install(&sample(0x999, Direction::Inbound)).unwrap();
+    assert_eq!(reused, slots[3]);
+    assert_eq!(reader.read_inbound(0x109).unwrap().0, slots[9]);
+}
+
+#[test]
+fn worker_reports_reach_the_control_plane() {
+    let file = TempTable::new("worker");
+    let mut writer = TableWriter::create(&file.0, 4).unwrap();
+    let slot = writer.install(&sample(1, Direction::Outbound)).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let area = reader.worker_area(slot).unwrap();
+    area.raise(layout::flags::SOFT_EXPIRED);
+    area.record_sequence(0, 12345);
+    area.mark_first_use(1_800_000_000);
+    area.mark_first_use(1_900_000_000);
+    let status = writer.status(slot).unwrap();
+    assert_eq!(status.flags, layout::flags::SOFT_EXPIRED);
+    assert_eq!(status.next_sequence, 12345);
+    assert_eq!(status.first_use, 1_800_000_000);
+    // A reused slot starts clean.
+    writer.delete(slot).unwrap();
+    let slot = writer.install(&sample(2, Direction::Outbound)).unwrap();
+    assert_eq!(writer.status(slot).unwrap(), SlotStatus::default());
+}
+
+/// One writer replacing SAs as fast as it can while readers read: every record a reader gets
+/// must be one the writer wrote, whole. Each record is built from one number `k`, so a record
+/// mixing two writes shows up as fields that disagree about `k`.
+#[test]
+fn readers_never_see_a_torn_sa() {
+    let file = TempTable::new("stress");
+    let mut writer = TableWriter::create(&file.0, 8).unwrap();
+    let record_for = |k: u32| {
+        let mut record = sample(k, Direction::Outbound);
+        record.keymat = Keymat::new(&[k as u8; 36]).unwrap();
+        record.lifetimes.soft_packets = u64::from(k);
+        record.lifetimes.hard_packets = u64::from(k) * 3;
+        record.installed_at = u64::from(k) << 20;
+        record
+    };
+    let slot = writer.install(&record_for(1)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = file.0.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let reader = TableReader::open(&path).unwrap();
+                let (mut consistent, mut busy) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    match reader.read(slot) {
+                        Ok(snapshot) => {
+                            let r = snapshot.record;
+                            let k = r.params.spi;
+                            assert_eq!(r.lifetimes.soft_packets, u64::from(k), "torn read");
+                            assert_eq!(r.lifetimes.hard_packets, u64::from(k) * 3, "torn read");
+                            assert_eq!(r.installed_at, u64::from(k) << 20, "torn read");
+                            assert!(
+                                r.keymat.as_bytes().iter().all(|&b| b == k as u8),
+                                "torn read"
+                            );
+                            consistent += 1;
+                        }
+                        Err(ReadError::Busy) => busy += 1,
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                (consistent, busy)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut k = 1u32;
+    while Instant::now() < deadline {
+        for _ in 0..1000 {
+            k += 1;
+            let words = record_for(k).encode();
+            slot::write(writer_region(&writer), slot_at(&writer, slot), &words);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for reader in readers {
+        let (consistent, _busy) = reader.join().expect("no reader saw a torn SA");
+        total += consistent;
+    }
+    assert!(k > 10_000, "the writer made {k} writes");
+    assert!(total > 1_000, "readers completed {total} consistent reads");
+}
+
+fn writer_region(writer: &TableWriter) -> &region::Region {
+    writer.region_for_tests()
+}
+
+fn slot_at(writer: &TableWriter, slot: SlotId) -> usize {
+    writer.region_for_tests().slot_at(slot.0)
+}
+
+#[test]
+fn a_million_sas_fit_in_a_sparse_file() {
+    let file = TempTable::new("million");
+    let capacity = 1 << 20;
+    let mut writer = TableWriter::create(&file.0, capacity).unwrap();
+    let length = std::fs::metadata(&file.0).unwrap().len();
+    assert_eq!(length as usize, layout::region_len(capacity));
+    assert_eq!(length, 4096 + (2 << 20) * 8 + (1 << 20) * 256);
+    let reader = TableReader::open(&file.0).unwrap();
+    for spi in 0..20_000u32 {
+        writer
+            .install(&sample(spi.wrapping_mul(2_654_435_761), Direction::Inbound))
+            .unwrap();
+    }
+    for spi in (0..20_000u32).step_by(97) {
+        let spi = spi.wrapping_mul(2_654_435_761);
+        assert_eq!(reader.read_inbound(spi).unwrap().1.record.params.spi, spi);
+    }
+}
