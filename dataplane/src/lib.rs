@@ -4,9 +4,11 @@
 //!   extended sequence numbers, NAT-T. Pure functions over packet buffers, no I/O.
 //! - [`table`]: the SA table in shared memory, written by the control plane and read by the
 //!   workers.
+//! - [`io`]: packet I/O backends; today the portable one (TUN and UDP/raw sockets).
 //!
 //! The shared-memory SA table, the workers and the AF_XDP I/O layer build on it (see
 //! `../shared/DESIGN.md`).
 
 pub mod esp;
 pub mod table;
+pub mod worker;

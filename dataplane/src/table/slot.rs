@@ -133,11 +133,16 @@ impl WorkerArea<'_> {
         self.word(worker::FLAGS).fetch_or(flags, RELAXED);
     }
 
-    /// Records where the SA's sequence state stands, so a restarted worker resumes safely.
-    pub fn record_sequence(&self, replay_top: u64, next_sequence: u64) {
+    /// Inbound: the highest authenticated sequence number, from which a restarted worker
+    /// resumes its replay window.
+    pub fn record_replay_top(&self, replay_top: u64) {
         self.word(worker::REPLAY_TOP).store(replay_top, RELAXED);
-        self.word(worker::NEXT_SEQUENCE)
-            .store(next_sequence, RELAXED);
+    }
+
+    /// Outbound: the sequence number a restarted worker resumes from. Written before the
+    /// numbers below it are used, so none is ever sent twice.
+    pub fn reserve_sequence_until(&self, next_sequence: u64) {
+        self.word(worker::NEXT_SEQUENCE).store(next_sequence, RELAXED);
     }
 
     /// Sets the time of first use once; later calls keep the first.

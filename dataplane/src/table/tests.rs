@@ -164,7 +164,7 @@ fn worker_reports_reach_the_control_plane() {
     let reader = TableReader::open(&file.0).unwrap();
     let area = reader.worker_area(slot).unwrap();
     area.raise(layout::flags::SOFT_EXPIRED);
-    area.record_sequence(0, 12345);
+    area.reserve_sequence_until(12345);
     area.mark_first_use(1_800_000_000);
     area.mark_first_use(1_900_000_000);
     let status = writer.status(slot).unwrap();

@@ -4,8 +4,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use xipsec_dataplane::esp::{
-    ip, CipherSuite, Decapsulator, Endpoints, EspKey, InboundSa, OutboundSa, PacketBuf, SaParams,
-    Verdict,
+    ip, CipherSuite, Decapsulator, Endpoints, EspKey, InboundSa, InboundSaLookup, OutboundSa,
+    PacketBuf, SaParams, Verdict,
 };
 
 /// Room around every test packet; more than encapsulation needs, so that tests of the limits
@@ -168,9 +168,9 @@ pub fn encap(sa: &mut OutboundSa, plaintext: &[u8]) -> Vec<u8> {
 }
 
 /// Decapsulates `wire` and returns the verdict and what the window holds afterwards.
-pub fn decap(
+pub fn decap<L: InboundSaLookup + ?Sized>(
     decapsulator: &mut Decapsulator,
-    sa: &mut InboundSa,
+    sa: &mut L,
     wire: &[u8],
 ) -> (Verdict, Vec<u8>) {
     let mut frame = Frame::new(wire);

@@ -1,0 +1,6 @@
+//! What a worker needs beyond the ESP core and its I/O: the SAs it owns, taken from the shared
+//! table and kept current, with their counters, lifetimes and sequence state reported back.
+
+mod sa_cache;
+
+pub use sa_cache::{SaCache, OUTBOUND_SEQUENCE_RESERVATION};

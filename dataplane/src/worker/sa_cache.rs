@@ -1,0 +1,242 @@
+//! A worker's copy of the SAs in the shared table, ready for the ESP core.
+//!
+//! Building an SA (expanding its key) is done once per installed record, not per packet: each
+//! packet costs an SPI index probe and one load of the slot's version, and the cached SA is
+//! rebuilt only when the version moved. After each batch, [`SaCache::flush`] reports counters,
+//! lifetimes and sequence state into the slots' worker areas.
+//!
+//! Restart safety. A restarted worker must never send a sequence number (and so a GCM IV)
+//! twice, nor accept a packet twice. Outbound, the cache reserves blocks of
+//! [`OUTBOUND_SEQUENCE_RESERVATION`] numbers in the table *before* using them and a restarted
+//! worker resumes after the reservation, skipping at most one block. Inbound, the replay top is
+//! written at every flush and a restarted worker treats everything up to it as received; only
+//! packets accepted after the last flush could be accepted once more.
+
+use crate::esp::{InboundSa, InboundSaLookup, OutboundSa, SaCounters, SequenceStatus};
+use crate::table::{
+    layout::flags, Direction, Lifetimes, SaRecord, SlotId, TableReader, WorkerArea,
+};
+
+/// Sequence numbers reserved in the table ahead of use. A reservation is renewed when fewer
+/// than half of it are left, so one lookup may be followed by up to 32768 packets.
+pub const OUTBOUND_SEQUENCE_RESERVATION: u64 = 1 << 16;
+
+/// Slots touched since the last flush that are remembered individually; past this many the
+/// flush scans every cached SA instead.
+const TOUCHED_CAPACITY: usize = 256;
+
+#[derive(Debug)]
+struct Cached<S> {
+    version: u64,
+    sa: S,
+    lifetimes: Lifetimes,
+    installed_at: u64,
+    /// Counters as of the last flush, to report the difference.
+    reported: SaCounters,
+    touched: bool,
+    hard_expired: bool,
+}
+
+/// The SAs one worker owns, keyed by table slot.
+#[derive(Debug)]
+pub struct SaCache<'t> {
+    table: &'t TableReader,
+    inbound: Vec<Option<Cached<InboundSa>>>,
+    outbound: Vec<Option<Cached<OutboundSa>>>,
+    /// Where each outbound slot's reservation ends.
+    reserved_until: Vec<u64>,
+    touched: Vec<(Direction, u32)>,
+    touched_overflow: bool,
+}
+
+impl<'t> SaCache<'t> {
+    /// A cache over `table`. Allocates its per-slot arrays once, here.
+    pub fn new(table: &'t TableReader) -> Self {
+        let capacity = table.capacity() as usize;
+        Self {
+            table,
+            inbound: (0..capacity).map(|_| None).collect(),
+            outbound: (0..capacity).map(|_| None).collect(),
+            reserved_until: vec![0; capacity],
+            touched: Vec::with_capacity(TOUCHED_CAPACITY),
+            touched_overflow: false,
+        }
+    }
+
+    fn touch(&mut self, direction: Direction, slot: u32) {
+        if self.touched.len() < TOUCHED_CAPACITY {
+            self.touched.push((direction, slot));
+        } else {
+            self.touched_overflow = true;
+        }
+    }
+
+    /// The outbound SA in `slot`, current with the table, with sequence numbers reserved.
+    /// `None` when the slot holds no outbound SA or the SA reached a hard lifetime.
+    pub fn outbound_sa(&mut self, slot: SlotId) -> Option<&mut OutboundSa> {
+        let index = slot.0 as usize;
+        let version = self.table.version(slot)?;
+        let current = matches!(&self.outbound[index], Some(c) if c.version == version);
+        if !current {
+            let snapshot = self.table.read(slot).ok()?;
+            let record = snapshot.record;
+            if record.direction != Direction::Outbound {
+                self.outbound[index] = None;
+                return None;
+            }
+            let mut sa = OutboundSa::new(record.params, record.keymat.as_bytes()).ok()?;
+            // Resume after whatever an earlier owner of this slot's SA reserved.
+            let resume = self.table.worker_area(slot)?.status().next_sequence;
+            sa.advance_sequence_to(resume);
+            self.reserved_until[index] = 0;
+            self.outbound[index] = Some(cached(snapshot.version, sa, &record));
+        }
+        let entry = self.outbound[index].as_mut()?;
+        if entry.hard_expired {
+            return None;
+        }
+        let next = entry.sa.next_sequence();
+        if next + OUTBOUND_SEQUENCE_RESERVATION / 2 > self.reserved_until[index] {
+            let until = next.saturating_add(OUTBOUND_SEQUENCE_RESERVATION);
+            self.table.worker_area(slot)?.reserve_sequence_until(until);
+            self.reserved_until[index] = until;
+        }
+        if !entry.touched {
+            entry.touched = true;
+            self.touch(Direction::Outbound, slot.0);
+        }
+        self.outbound[index].as_mut().map(|entry| &mut entry.sa)
+    }
+
+    /// Reports what happened since the last flush into the table, and checks lifetimes:
+    /// soft limits raise the flag that asks the control plane for a rekey; hard limits also
+    /// stop the SA here. `now` is seconds since the epoch.
+    pub fn flush(&mut self, now: u64) {
+        let touched = std::mem::take(&mut self.touched);
+        if self.touched_overflow {
+            self.touched_overflow = false;
+            for index in 0..self.inbound.len() {
+                self.flush_slot(Direction::Inbound, index as u32, now);
+                self.flush_slot(Direction::Outbound, index as u32, now);
+            }
+        } else {
+            for &(direction, slot) in &touched {
+                self.flush_slot(direction, slot, now);
+            }
+        }
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    fn flush_slot(&mut self, direction: Direction, slot: u32, now: u64) {
+        let Some(area) = self.table.worker_area(SlotId(slot)) else {
+            return;
+        };
+        let index = slot as usize;
+        match direction {
+            Direction::Inbound => {
+                if let Some(entry) = self.inbound[index].as_mut() {
+                    let counters = entry.sa.counters().clone();
+                    entry.report(&area, counters, now);
+                    area.record_replay_top(entry.sa.replay_window().top());
+                }
+            }
+            Direction::Outbound => {
+                if let Some(entry) = self.outbound[index].as_mut() {
+                    let counters = entry.sa.counters().clone();
+                    entry.report(&area, counters, now);
+                    match entry.sa.sequence_status() {
+                        SequenceStatus::Fresh => {}
+                        SequenceStatus::RekeySoon => area.raise(flags::REKEY_SOON),
+                        SequenceStatus::Exhausted => {
+                            area.raise(flags::REKEY_SOON | flags::EXHAUSTED)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `value` reached a lifetime `limit` (zero: no limit).
+fn reached(limit: u64, value: u64) -> bool {
+    limit != 0 && value >= limit
+}
+
+impl<S> Cached<S> {
+    /// Adds the traffic since the last report to the worker area and raises the lifetime flags
+    /// the SA has reached (RFC 4301 §4.4.2.1: soft asks for a rekey, hard ends the SA).
+    fn report(&mut self, area: &WorkerArea<'_>, counters: SaCounters, now: u64) {
+        self.touched = false;
+        area.add_traffic(
+            counters.packets - self.reported.packets,
+            counters.bytes - self.reported.bytes,
+            counters.drops.total() - self.reported.drops.total(),
+        );
+        if counters.packets > self.reported.packets {
+            area.mark_first_use(now);
+        }
+        let age = now.saturating_sub(self.installed_at);
+        let l = &self.lifetimes;
+        if reached(l.soft_bytes, counters.bytes)
+            || reached(l.soft_packets, counters.packets)
+            || reached(u64::from(l.soft_seconds), age)
+        {
+            area.raise(flags::SOFT_EXPIRED);
+        }
+        if reached(l.hard_bytes, counters.bytes)
+            || reached(l.hard_packets, counters.packets)
+            || reached(u64::from(l.hard_seconds), age)
+        {
+            area.raise(flags::HARD_EXPIRED);
+            self.hard_expired = true;
+        }
+        self.reported = counters;
+    }
+}
+
+fn cached<S>(version: u64, sa: S, record: &SaRecord) -> Cached<S> {
+    Cached {
+        version,
+        sa,
+        lifetimes: record.lifetimes,
+        installed_at: record.installed_at,
+        reported: SaCounters::default(),
+        touched: false,
+        hard_expired: false,
+    }
+}
+
+impl InboundSaLookup for SaCache<'_> {
+    /// The inbound SA for `spi`, current with the table. `None` (an unknown SPI to the
+    /// decapsulator) when no SA has it or it reached a hard lifetime.
+    fn inbound_sa(&mut self, spi: u32) -> Option<&mut InboundSa> {
+        let slot = self.table.find_inbound(spi)?;
+        let index = slot.0 as usize;
+        let version = self.table.version(slot)?;
+        let current = matches!(&self.inbound[index], Some(c) if c.version == version);
+        if !current {
+            let snapshot = self.table.read(slot).ok()?;
+            let record = snapshot.record;
+            if record.direction != Direction::Inbound || record.params.spi != spi {
+                return None;
+            }
+            let mut sa = InboundSa::new(record.params, record.keymat.as_bytes()).ok()?;
+            // Everything an earlier owner accepted counts as received.
+            let top = self.table.worker_area(slot)?.status().replay_top;
+            if top > 0 {
+                sa.resume_after(top);
+            }
+            self.inbound[index] = Some(cached(snapshot.version, sa, &record));
+        }
+        let entry = self.inbound[index].as_mut()?;
+        if entry.hard_expired {
+            return None;
+        }
+        if !entry.touched {
+            entry.touched = true;
+            self.touch(Direction::Inbound, slot.0);
+        }
+        self.inbound[index].as_mut().map(|entry| &mut entry.sa)
+    }
+}
