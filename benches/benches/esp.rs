@@ -4,45 +4,12 @@
 //! `cargo bench -p xipsec-benches --bench esp` (docs/benchmarks.md has the figures).
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use xipsec_benches::{inner_packet, keymat, params, BATCH, SIZES};
 use xipsec_dataplane::esp::{
-    ip, CipherSuite, Decapsulator, Endpoints, InboundSa, OutboundSa, PacketBuf, SaParams, Verdict,
-    ENCAP_HEADROOM, ENCAP_TAILROOM,
+    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
 };
-
-const BATCH: usize = 32;
-const SIZES: [usize; 5] = [64, 128, 512, 1420, 9000];
-const SUITE: CipherSuite = CipherSuite::Aes128Gcm16;
-
-fn keymat() -> Vec<u8> {
-    (0..SUITE.keymat_len() as u8).collect()
-}
-
-fn params() -> SaParams {
-    SaParams::tunnel(
-        0x1000,
-        SUITE,
-        Endpoints::V4 {
-            local: Ipv4Addr::new(192, 0, 2, 1),
-            remote: Ipv4Addr::new(192, 0, 2, 2),
-        },
-    )
-}
-
-/// An inner IPv4 packet of `len` bytes.
-fn inner_packet(len: usize) -> Vec<u8> {
-    let mut packet = vec![0xA5u8; len];
-    packet[0] = 0x45;
-    packet[1] = 0;
-    packet[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    packet[6] = 0x40;
-    packet[8] = 64;
-    packet[9] = ip::proto::UDP;
-    ip::set_ipv4_checksum(&mut packet[..20]);
-    packet
-}
 
 /// 32 frames, each holding `packet` after the encapsulation headroom and just big enough for
 /// its encapsulation, so that raw AEAD and ESP touch the same amount of memory.

@@ -2,23 +2,13 @@
 //! OpenSSL's test suite, and CAVP's SHA-1 set), and against an independent Python derivation of
 //! the full key split (tests/vectors/verify_vectors.py). Provenance: tests/vectors/SOURCE.
 
-use serde_json::Value;
+mod crypto_common;
+
+use crypto_common::*;
 use xipsec_control::crypto::{
     skeyseed, skeyseed_rekey, ChildKeyLengths, ChildSaKeys, Encr, IkeSaKeys, IkeSuite, Integ, Prf,
     Role, SecretBytes, SharedSecret,
 };
-
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn path(name: &str) -> String {
-    format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path(name)).unwrap()).unwrap()
-}
 
 fn spi(s: &str) -> [u8; 8] {
     h(s).try_into().unwrap()

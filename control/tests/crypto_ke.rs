@@ -2,33 +2,11 @@
 //! RFC 5903 §8 known answers for groups 19–21, MODP groups 14/15 against Python's pow(), and
 //! public-value validation. Provenance: tests/vectors/SOURCE.
 
-use serde_json::Value;
-use xipsec_control::crypto::{CryptoError, KeyExchange, Rng, SystemRng};
+mod crypto_common;
+
+use crypto_common::*;
+use xipsec_control::crypto::{CryptoError, KeyExchange, SystemRng};
 use xipsec_control::wire::KeMethod;
-
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn load(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// An RNG that hands out given bytes, then fails.
-struct FixedRng(Vec<u8>);
-
-impl Rng for FixedRng {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
-        if self.0.len() < dest.len() {
-            return Err(CryptoError::Rng);
-        }
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-        Ok(())
-    }
-}
 
 /// A key pair whose private value is `private` (big-endian, any length: normalized here).
 fn with_private(method: KeMethod, private: &[u8], len: usize) -> Result<KeyExchange, CryptoError> {

@@ -1,17 +1,10 @@
 //! PRFs and integrity algorithms against Wycheproof HMAC vectors and RFC 4868 §2.7 (plus
 //! RFC 2202 for HMAC-SHA1-96). Vector provenance: tests/vectors/SOURCE.
 
-use serde_json::Value;
+mod crypto_common;
+
+use crypto_common::*;
 use xipsec_control::crypto::{CryptoError, Integ, Prf};
-
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn load(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// (file, prf, integ with the same hash, hash bits)
 const WYCHEPROOF: &[(&str, Prf, Integ, usize)] = &[

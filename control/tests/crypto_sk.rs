@@ -3,36 +3,14 @@
 //! flip and every truncation rejected, padding rules, IV uniqueness. Provenance:
 //! tests/vectors/SOURCE.
 
-use serde_json::Value;
+mod crypto_common;
+
+use crypto_common::*;
 use xipsec_control::crypto::{
-    skeyseed, CryptoError, Encr, IkeSaKeys, IkeSuite, Integ, Prf, Rng, Role, SecretBytes,
-    SharedSecret, SkCipher, SystemRng,
+    skeyseed, CryptoError, Encr, IkeSaKeys, IkeSuite, Integ, Prf, Role, SecretBytes, SharedSecret,
+    SkCipher, SystemRng,
 };
 use xipsec_control::wire::{locate_encrypted, PayloadType};
-
-fn h(s: &str) -> Vec<u8> {
-    hex::decode(s).unwrap()
-}
-
-fn load(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Hands out given bytes, then fails.
-struct FixedRng(Vec<u8>);
-
-impl Rng for FixedRng {
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
-        if self.0.len() < dest.len() {
-            return Err(CryptoError::Rng);
-        }
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-        Ok(())
-    }
-}
 
 fn all_suites() -> Vec<IkeSuite> {
     let mut v = Vec::new();
