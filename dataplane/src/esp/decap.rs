@@ -75,6 +75,7 @@ impl Decapsulator {
     }
 
     /// Decapsulates one packet; see [`decap_batch`](Self::decap_batch).
+    #[inline]
     pub fn decap<L: InboundSaLookup + ?Sized>(
         &mut self,
         sas: &mut L,
