@@ -52,6 +52,10 @@ pub mod header {
     pub const GENERATION: usize = 24;
     /// Milliseconds since the epoch, written by the control plane while it runs.
     pub const WRITER_HEARTBEAT: usize = 32;
+    /// The longest probe any SPI index entry needed: lookups stop there, so an unknown SPI
+    /// (the cheapest packet an attacker can send) costs a few probes however many deletes
+    /// left tombstones behind.
+    pub const INDEX_MAX_PROBE: usize = 40;
 }
 
 /// Worker-area fields (byte offsets within a slot).
