@@ -229,3 +229,58 @@ fn a_restarted_worker_never_reuses_a_sequence_number_nor_accepts_a_packet_twice(
         );
     }
 }
+
+#[test]
+fn plaintext_finds_its_outbound_sa_through_the_spd() {
+    use xipsec_dataplane::table::{AddressRange, Policy, ANY_PORT};
+    use xipsec_dataplane::worker::{flow_of, SpdMirror};
+
+    let file = TempTable::new("spd");
+    let mut writer = TableWriter::create(&file.0, 16).unwrap();
+    let (udp_only, _, _) = install_pair(&mut writer, 0x6001, Lifetimes::default());
+    let (everything, _, _) = install_pair(&mut writer, 0x6002, Lifetimes::default());
+    let net = |text: &str, len| AddressRange::prefix(text.parse().unwrap(), len).unwrap();
+    let policy = |protocol, outbound| Policy {
+        local: net("10.1.0.0", 24),
+        remote: net("10.2.0.0", 24),
+        protocol,
+        local_ports: ANY_PORT,
+        remote_ports: ANY_PORT,
+        outbound,
+    };
+    writer
+        .set_policies(&[
+            policy(Some(ip::proto::UDP), udp_only),
+            policy(None, everything),
+        ])
+        .unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let mut mirror = SpdMirror::default();
+    assert!(mirror.refresh(&reader));
+    assert_eq!(mirror.len(), 2);
+
+    let mut cache = SaCache::new(&reader);
+    // ipv4_udp builds 10.1.0.5:5000 -> 10.2.0.7:6000.
+    let udp = ipv4_udp(90, 0, true);
+    let flow = flow_of(&udp).unwrap();
+    assert_eq!(flow.ports, Some((5000, 6000)));
+    let slot = mirror.lookup(&flow).unwrap();
+    assert_eq!(slot, udp_only);
+    let wire = encap(cache.outbound_sa(slot).unwrap(), &udp);
+    assert_eq!(ip::read_u32(&wire, 20), 0x6001);
+
+    let mut tcp = udp.clone();
+    tcp[9] = ip::proto::TCP;
+    assert_eq!(mirror.lookup(&flow_of(&tcp).unwrap()), Some(everything));
+    let mut elsewhere = udp.clone();
+    elsewhere[16] = 192;
+    assert_eq!(mirror.lookup(&flow_of(&elsewhere).unwrap()), None);
+    // IPv6 traffic has no policy here; truncated packets have no flow at all.
+    assert_eq!(mirror.lookup(&flow_of(&ipv6_udp(60, 0, 0)).unwrap()), None);
+    assert_eq!(flow_of(&udp[..10]), None);
+
+    // The control plane narrows the SPD: the mirror follows on its next refresh.
+    writer.set_policies(&[policy(None, everything)]).unwrap();
+    assert!(mirror.refresh(&reader));
+    assert_eq!(mirror.lookup(&flow), Some(everything));
+}

@@ -25,6 +25,10 @@ pub enum TableError {
     NoSuchSlot(u32),
     /// A slot's words do not decode: the region was written by something else.
     Corrupt(u32),
+    /// More policies than the SPD has room for (one per slot).
+    TooManyPolicies(usize),
+    /// A policy names a slot that holds no outbound SA.
+    PolicyWithoutSa(u32),
 }
 
 impl std::fmt::Display for TableError {
@@ -44,6 +48,10 @@ impl std::fmt::Display for TableError {
             TableError::Capacity(c) => write!(f, "SA table capacity {c} is out of range"),
             TableError::NoSuchSlot(s) => write!(f, "SA table slot {s} is not installed"),
             TableError::Corrupt(s) => write!(f, "SA table slot {s} does not decode"),
+            TableError::TooManyPolicies(n) => write!(f, "{n} policies do not fit the SPD"),
+            TableError::PolicyWithoutSa(s) => {
+                write!(f, "a policy points at slot {s}, which holds no outbound SA")
+            }
         }
     }
 }

@@ -7,6 +7,8 @@
 //! +----------------------+ HEADER_LEN
 //! | SPI index            |  index_capacity × 8 bytes: (SPI << 32 | slot + 1), open addressing
 //! +----------------------+
+//! | SPD                  |  a seqlock word, the policy count, then capacity × POLICY_LEN
+//! +----------------------+
 //! | slots                |  capacity × SLOT_LEN bytes
 //! +----------------------+
 //! ```
@@ -27,8 +29,8 @@
 //!      248 reserved
 //! ```
 //!
-//! 1M SAs take 256 MiB of slots plus 16 MiB of index, in a sparse /dev/shm file: pages that
-//! were never written cost nothing.
+//! 1M SAs take 256 MiB of slots, 16 MiB of index and 80 MiB of SPD room (352 MiB) in a sparse
+//! /dev/shm file: pages that were never written cost nothing.
 
 /// "XIPSECT" and a NUL: a region is ours only if it starts with this.
 pub const MAGIC: [u8; 8] = *b"XIPSECT\0";
@@ -86,12 +88,24 @@ pub fn index_capacity(capacity: u32) -> u32 {
     (capacity.max(1) * 2).next_power_of_two()
 }
 
-pub fn slots_at(index_capacity: u32) -> usize {
-    HEADER_LEN + index_capacity as usize * 8
+/// The SPD block: its seqlock word, the policy count, then the policies.
+pub fn spd_at(capacity: u32) -> usize {
+    HEADER_LEN + index_capacity(capacity) as usize * 8
+}
+
+/// Bytes before the first policy of the SPD block: the seqlock word and the policy count
+/// (which the seqlock covers, with the policies).
+pub const SPD_HEADER_LEN: usize = 16;
+/// One policy: two address ranges (4 × 16 bytes), protocol, family and slot, four ports.
+pub const POLICY_LEN: usize = 80;
+pub const POLICY_WORDS: usize = POLICY_LEN / 8;
+
+pub fn slots_at(capacity: u32) -> usize {
+    spd_at(capacity) + SPD_HEADER_LEN + capacity as usize * POLICY_LEN
 }
 
 pub fn region_len(capacity: u32) -> usize {
-    slots_at(index_capacity(capacity)) + capacity as usize * SLOT_LEN
+    slots_at(capacity) + capacity as usize * SLOT_LEN
 }
 
 const _: () = assert!(8 + CONFIG_WORDS * 8 <= WORKER_AREA_AT);

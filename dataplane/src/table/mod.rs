@@ -10,6 +10,8 @@
 //! - Each slot has a worker area that only the SA's owning worker writes: counters, expiry
 //!   flags, and the replay top and next sequence number a restarted worker resumes from.
 //! - Deleting a slot overwrites its words, keys included, with zeros.
+//! - The outbound SPD (policies → outbound slot) is one list under its own seqlock; workers
+//!   copy it when its version moves.
 //!
 //! One owner per SA (per-core SAs, RFC 9611, and inbound hand-over to the owner) means one
 //! counter set per slot suffices; DESIGN.md's per-core counter sets would only multiply the
@@ -21,13 +23,16 @@ pub mod layout;
 mod reader;
 mod record;
 mod region;
+mod seqlock;
 mod slot;
+mod spd;
 mod writer;
 
 pub use error::TableError;
 pub use reader::{ReadError, SlotSnapshot, TableReader};
 pub use record::{Direction, Keymat, Lifetimes, SaRecord, MAX_KEYMAT_LEN};
 pub use slot::{SlotStatus, WorkerArea};
+pub use spd::{AddressRange, Flow, Policy, ANY_PORT};
 pub use writer::TableWriter;
 
 /// The largest table: 16M slots (4 GiB of slots, sparse).

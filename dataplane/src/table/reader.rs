@@ -6,10 +6,12 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::error::TableError;
-use super::layout::header;
+use super::layout::{header, POLICY_WORDS};
 use super::record::SaRecord;
 use super::region::Region;
+use super::seqlock;
 use super::slot::{self, ReadFailure, SlotRead, WorkerArea};
+use super::spd::Policy;
 use super::{index, SlotId};
 
 /// A consistent copy of one slot's record, with the version it was read at.
@@ -91,6 +93,36 @@ impl TableReader {
     /// The slot's current version: one atomic load, cheap enough for every packet.
     pub fn version(&self, slot: SlotId) -> Option<u64> {
         (slot.0 < self.capacity()).then(|| slot::version(&self.region, self.region.slot_at(slot.0)))
+    }
+
+    /// The SPD's version: one load tells a worker whether its copy of the policies is current.
+    pub fn spd_version(&self) -> u64 {
+        seqlock::version(&self.region, self.region.spd_at())
+    }
+
+    /// Copies the SPD into `out` (which is cleared first) and returns the version it belongs
+    /// to. Allocates: call it when [`spd_version`](Self::spd_version) moved, not per packet.
+    pub fn read_policies(&self, out: &mut Vec<Policy>) -> Result<u64, ReadError> {
+        let spd_at = self.region.spd_at();
+        for _ in 0..4 {
+            let count = self.region.u64_at(spd_at + 8).load(Ordering::Relaxed);
+            let count = usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .min(self.capacity() as usize);
+            let mut words = vec![0u64; 1 + count * POLICY_WORDS];
+            let version = seqlock::read(&self.region, spd_at, spd_at + 8, &mut words)
+                .map_err(|seqlock::Busy| ReadError::Busy)?;
+            if words[0] != count as u64 {
+                // The writer changed the count between our two looks: read again.
+                continue;
+            }
+            out.clear();
+            for chunk in words[1..].chunks_exact(POLICY_WORDS) {
+                out.push(Policy::decode(chunk).ok_or(ReadError::Corrupt)?);
+            }
+            return Ok(version);
+        }
+        Err(ReadError::Busy)
     }
 
     /// Bumped by every install and delete.

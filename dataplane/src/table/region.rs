@@ -131,7 +131,12 @@ impl Region {
 
     /// Byte offset of slot `index`.
     pub(crate) fn slot_at(&self, index: u32) -> usize {
-        layout::slots_at(self.index_capacity) + index as usize * layout::SLOT_LEN
+        layout::slots_at(self.capacity) + index as usize * layout::SLOT_LEN
+    }
+
+    /// Byte offset of the SPD block.
+    pub(crate) fn spd_at(&self) -> usize {
+        layout::spd_at(self.capacity)
     }
 
     /// Byte offset of SPI index entry `position`.

@@ -1,24 +1,11 @@
-//! One slot: the record behind a seqlock, and the worker area beside it.
-//!
-//! The seqlock (Boehm, "Can seqlocks get along with programming language memory models?",
-//! 2012): the single writer makes the sequence word odd, writes the record's words, and makes it
-//! even again; a reader reads the sequence, the words, and the sequence again, and keeps the
-//! words only if both readings are the same even number. All accesses are atomic, so a reader
-//! racing a writer reads a mix of old and new words — never undefined behaviour — and throws it
-//! away. Readers never block the writer and never wait on a lock.
-
-use std::sync::atomic::{fence, Ordering};
+//! One slot: the record behind a seqlock (`seqlock.rs`), and the worker area beside it.
 
 use zeroize::Zeroize;
 
 use super::layout::{worker, CONFIG_WORDS};
 use super::record::{CorruptRecord, SaRecord};
 use super::region::{Region, RELAXED};
-
-/// How often a reader retries while the writer is mid-write before giving up for now. A write
-/// is a few dozen stores, so a reader that loses this many times in a row is being starved by a
-/// writer in a loop: better to report it than to spin.
-const READ_ATTEMPTS: usize = 64;
+use super::seqlock;
 
 /// The outcome of a consistent read.
 #[derive(Debug)]
@@ -34,58 +21,31 @@ pub(crate) enum ReadFailure {
     Corrupt(CorruptRecord),
 }
 
-fn record_word(slot_at: usize, i: usize) -> usize {
-    slot_at + 8 + i * 8
-}
-
 /// Writes `words` into the slot at `slot_at` under its seqlock. Only the table's single writer
 /// calls this.
 pub(crate) fn write(region: &Region, slot_at: usize, words: &[u64; CONFIG_WORDS]) {
-    let seq = region.u64_at(slot_at);
-    let before = seq.load(RELAXED);
-    seq.store(before.wrapping_add(1) | 1, RELAXED);
-    // Orders the odd sequence before every word below (a reader seeing a new word sees odd).
-    fence(Ordering::Release);
-    for (i, &word) in words.iter().enumerate() {
-        region.u64_at(record_word(slot_at, i)).store(word, RELAXED);
-    }
-    seq.store((before | 1).wrapping_add(1), Ordering::Release);
+    seqlock::write(region, slot_at, slot_at + 8, words.iter().copied());
 }
 
-/// The sequence word: changes with every write, so a worker that cached an SA rebuilt from the
-/// slot knows with one load whether its copy is still current.
+/// The slot's version: it changes with every write, so a worker that cached an SA rebuilt from
+/// the slot knows with one load whether its copy is still current.
 pub(crate) fn version(region: &Region, slot_at: usize) -> u64 {
-    region.u64_at(slot_at).load(Ordering::Acquire)
+    seqlock::version(region, slot_at)
 }
 
 /// Reads the slot at `slot_at` consistently: its record (or that it is free) and the version
 /// the record belongs to.
 pub(crate) fn read(region: &Region, slot_at: usize) -> Result<(SlotRead, u64), ReadFailure> {
-    let seq = region.u64_at(slot_at);
     let mut words = [0u64; CONFIG_WORDS];
-    for _ in 0..READ_ATTEMPTS {
-        let before = seq.load(Ordering::Acquire);
-        if before & 1 == 1 {
-            std::hint::spin_loop();
-            continue;
-        }
-        for (i, word) in words.iter_mut().enumerate() {
-            *word = region.u64_at(record_word(slot_at, i)).load(RELAXED);
-        }
-        // Orders the word loads before the second sequence load.
-        fence(Ordering::Acquire);
-        if seq.load(RELAXED) == before {
-            let decoded = SaRecord::decode(&words);
-            words.zeroize();
-            return match decoded {
-                Ok(Some(record)) => Ok((SlotRead::Installed(record), before)),
-                Ok(None) => Ok((SlotRead::Free, before)),
-                Err(corrupt) => Err(ReadFailure::Corrupt(corrupt)),
-            };
-        }
-    }
+    let version = seqlock::read(region, slot_at, slot_at + 8, &mut words)
+        .map_err(|seqlock::Busy| ReadFailure::Busy);
+    let decoded = version.map(|version| (SaRecord::decode(&words), version));
     words.zeroize();
-    Err(ReadFailure::Busy)
+    match decoded? {
+        (Ok(Some(record)), version) => Ok((SlotRead::Installed(record), version)),
+        (Ok(None), version) => Ok((SlotRead::Free, version)),
+        (Err(corrupt), _) => Err(ReadFailure::Corrupt(corrupt)),
+    }
 }
 
 /// The worker area of a slot: counters, flags and restart state that the SA's owning worker
@@ -142,7 +102,8 @@ impl WorkerArea<'_> {
     /// Outbound: the sequence number a restarted worker resumes from. Written before the
     /// numbers below it are used, so none is ever sent twice.
     pub fn reserve_sequence_until(&self, next_sequence: u64) {
-        self.word(worker::NEXT_SEQUENCE).store(next_sequence, RELAXED);
+        self.word(worker::NEXT_SEQUENCE)
+            .store(next_sequence, RELAXED);
     }
 
     /// Sets the time of first use once; later calls keep the first.

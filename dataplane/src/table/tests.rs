@@ -257,7 +257,7 @@ fn a_million_sas_fit_in_a_sparse_file() {
     let mut writer = TableWriter::create(&file.0, capacity).unwrap();
     let length = std::fs::metadata(&file.0).unwrap().len();
     assert_eq!(length as usize, layout::region_len(capacity));
-    assert_eq!(length, 4096 + (2 << 20) * 8 + (1 << 20) * 256);
+    assert_eq!(length, 4096 + (2 << 20) * 8 + 16 + (1 << 20) * (80 + 256));
     let reader = TableReader::open(&file.0).unwrap();
     for spi in 0..20_000u32 {
         writer
@@ -316,4 +316,110 @@ fn the_spi_index_agrees_with_a_model_under_churn() {
         .u64_at(layout::header::INDEX_MAX_PROBE)
         .load(Ordering::Relaxed);
     assert!(longest < 32, "longest probe {longest} of 128 entries");
+}
+
+#[test]
+fn policies_round_trip_and_match_by_priority() {
+    use std::net::IpAddr;
+    let file = TempTable::new("spd");
+    let mut writer = TableWriter::create(&file.0, 8).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let narrow = writer.install(&sample(1, Direction::Outbound)).unwrap();
+    let wide = writer.install(&sample(2, Direction::Outbound)).unwrap();
+    let inbound = writer.install(&sample(3, Direction::Inbound)).unwrap();
+    let net = |text: &str, len| AddressRange::prefix(text.parse().unwrap(), len).unwrap();
+    let policies = [
+        Policy {
+            local: net("10.1.0.0", 24),
+            remote: net("10.2.0.0", 24),
+            protocol: Some(17),
+            local_ports: ANY_PORT,
+            remote_ports: (53, 53),
+            outbound: narrow,
+        },
+        Policy {
+            local: net("10.1.0.0", 16),
+            remote: net("10.2.0.0", 16),
+            protocol: None,
+            local_ports: ANY_PORT,
+            remote_ports: ANY_PORT,
+            outbound: wide,
+        },
+        Policy {
+            local: net("2001:db8:1::", 48),
+            remote: AddressRange::new(
+                "2001:db8:2::10".parse().unwrap(),
+                "2001:db8:2::20".parse().unwrap(),
+            )
+            .unwrap(),
+            protocol: None,
+            local_ports: ANY_PORT,
+            remote_ports: ANY_PORT,
+            outbound: wide,
+        },
+    ];
+    writer.set_policies(&policies).unwrap();
+    let mut copy = Vec::new();
+    let version = reader.read_policies(&mut copy).unwrap();
+    assert_eq!(copy, policies);
+    assert_eq!(reader.spd_version(), version);
+
+    let flow = |src: &str, dst: &str, protocol, ports| Flow {
+        source: src.parse::<IpAddr>().unwrap(),
+        destination: dst.parse::<IpAddr>().unwrap(),
+        protocol,
+        ports,
+    };
+    let first_match = |f: &Flow| copy.iter().find(|p| p.matches(f)).map(|p| p.outbound);
+    assert_eq!(
+        first_match(&flow("10.1.0.5", "10.2.0.9", 17, Some((4000, 53)))),
+        Some(narrow)
+    );
+    assert_eq!(
+        first_match(&flow("10.1.0.5", "10.2.0.9", 17, Some((4000, 54)))),
+        Some(wide)
+    );
+    assert_eq!(
+        first_match(&flow("10.1.9.5", "10.2.7.9", 6, Some((1, 2)))),
+        Some(wide)
+    );
+    // A fragment without ports cannot match a port-specific policy.
+    assert_eq!(
+        first_match(&flow("10.1.0.5", "10.2.0.9", 17, None)),
+        Some(wide)
+    );
+    assert_eq!(first_match(&flow("10.3.0.5", "10.2.0.9", 17, None)), None);
+    assert_eq!(
+        first_match(&flow("2001:db8:1::1", "2001:db8:2::15", 58, None)),
+        Some(wide)
+    );
+    assert_eq!(
+        first_match(&flow("2001:db8:1::1", "2001:db8:2::21", 58, None)),
+        None
+    );
+    assert_eq!(
+        first_match(&flow("10.1.0.5", "2001:db8:2::15", 58, None)),
+        None
+    );
+
+    // Policies must point at outbound SAs, and there is room for one per slot.
+    let mut bad = policies[1];
+    bad.outbound = inbound;
+    assert!(matches!(
+        writer.set_policies(&[bad]),
+        Err(TableError::PolicyWithoutSa(_))
+    ));
+    assert!(matches!(
+        writer.set_policies(&[policies[1]; 9]),
+        Err(TableError::TooManyPolicies(9))
+    ));
+    writer.set_policies(&[]).unwrap();
+    assert_ne!(reader.spd_version(), version);
+    reader.read_policies(&mut copy).unwrap();
+    assert!(copy.is_empty());
+    assert_eq!(AddressRange::prefix("10.0.0.0".parse().unwrap(), 33), None);
+    assert_eq!(
+        AddressRange::new("10.0.0.2".parse().unwrap(), "10.0.0.1".parse().unwrap()),
+        None
+    );
 }

@@ -8,7 +8,9 @@ use super::error::TableError;
 use super::layout::{self, header, CONFIG_WORDS};
 use super::record::{Direction, SaRecord};
 use super::region::{Region, RELAXED};
+use super::seqlock;
 use super::slot::{self, SlotRead, SlotStatus, WorkerArea};
+use super::spd::Policy;
 use super::MAX_CAPACITY;
 use super::{index, SlotId};
 
@@ -153,6 +155,26 @@ impl TableWriter {
             Ok((SlotRead::Free, _)) => Err(TableError::NoSuchSlot(index)),
             Err(_) => Err(TableError::Corrupt(index)),
         }
+    }
+
+    /// Replaces the outbound SPD. Order is priority: the first matching policy wins. Every
+    /// policy must point at an installed outbound SA.
+    pub fn set_policies(&mut self, policies: &[Policy]) -> Result<(), TableError> {
+        if policies.len() > self.capacity() as usize {
+            return Err(TableError::TooManyPolicies(policies.len()));
+        }
+        if let Some(p) = policies
+            .iter()
+            .find(|p| self.slots.get(p.outbound.0 as usize) != Some(&Occupant::Outbound))
+        {
+            return Err(TableError::PolicyWithoutSa(p.outbound.0));
+        }
+        let spd_at = self.region.spd_at();
+        let words = std::iter::once(policies.len() as u64)
+            .chain(policies.iter().flat_map(|policy| policy.encode()));
+        seqlock::write(&self.region, spd_at, spd_at + 8, words);
+        self.bump_generation();
+        Ok(())
     }
 
     /// Tells readers the control plane is alive (milliseconds since the epoch).

@@ -2,5 +2,7 @@
 //! table and kept current, with their counters, lifetimes and sequence state reported back.
 
 mod sa_cache;
+mod spd;
 
 pub use sa_cache::{SaCache, OUTBOUND_SEQUENCE_RESERVATION};
+pub use spd::{flow_of, SpdMirror};
