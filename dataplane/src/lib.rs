@@ -10,5 +10,6 @@
 //! `../shared/DESIGN.md`).
 
 pub mod esp;
+pub mod io;
 pub mod table;
 pub mod worker;
