@@ -3,6 +3,10 @@
 
 mod sa_cache;
 mod spd;
+#[cfg(target_os = "linux")]
+mod xsk_gateway;
 
 pub use sa_cache::{SaCache, OUTBOUND_SEQUENCE_RESERVATION};
 pub use spd::{flow_of, SpdMirror};
+#[cfg(target_os = "linux")]
+pub use xsk_gateway::{XskGateway, XskGatewayCounters, XskPort, MAX_BATCH};

@@ -3,6 +3,8 @@
 //! veth, so the tests need nothing but iproute2 and root.
 #![allow(dead_code)]
 
+pub mod gateways;
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

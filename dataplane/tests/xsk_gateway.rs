@@ -1,0 +1,212 @@
+//! The AF_XDP gateway end to end, against the portable gateway as its peer: host A -- xipsec
+//! over AF_XDP (XDP classifier on both ports) == xipsec over TUN and sockets -- host B. UDP
+//! crosses both ways as ESP (plain, and in UDP for NAT-T); a capture between the gateways sees
+//! only ESP. Two independent data planes interoperating is the check that neither only agrees
+//! with itself. Needs root.
+
+mod netns;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use netns::gateways::{deliver, gateway_in, host_socket, sas, RunningGateway, Transport};
+use netns::{classify_wan_frame, Capture, Netns, Topology, WanFrame, HOST_A, HOST_B};
+use xipsec_dataplane::esp::Decapsulator;
+use xipsec_dataplane::io::xsk::{XskConfig, XskSocket};
+use xipsec_dataplane::worker::{XskGateway, XskGatewayCounters, XskPort};
+use xipsec_ebpf::{AttachMode, Classifier, ClassifierConfig, IpNet};
+
+const SPI_A_TO_B: u32 = 0x0000_c0d1;
+const SPI_B_TO_A: u32 = 0x0000_d0c1;
+const MARKER: &[u8] = b"XIPSEC-XSK-PLAINTEXT";
+const EXCHANGES: usize = 20;
+
+/// The MAC address of `interface` in `netns`, from `ip -o link`.
+fn mac_of(netns: &Netns, interface: &str) -> [u8; 6] {
+    let output = std::process::Command::new("ip")
+        .args(["-n", netns.name(), "-o", "link", "show", "dev", interface])
+        .output()
+        .expect("ip link");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mac = text
+        .split_whitespace()
+        .skip_while(|word| *word != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {text}"));
+    let mut bytes = [0u8; 6];
+    for (byte, part) in bytes.iter_mut().zip(mac.split(':')) {
+        *byte = u8::from_str_radix(part, 16).expect("hex MAC");
+    }
+    bytes
+}
+
+/// Switches off transmit checksum offload on a host's veth. With it on, the kernel leaves the
+/// UDP checksum for the "hardware" to finish, veth never does, and AF_XDP hands the frame over
+/// as it is; the tunnel then carries a datagram that the far host's stack rightly drops. A real
+/// NIC's frames on the wire always carry finished checksums.
+fn finish_checksums_in_software(netns: &Netns, interface: &str) {
+    let status = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns.name(),
+            "ethtool",
+            "-K",
+            interface,
+            "tx",
+            "off",
+        ])
+        .output()
+        .expect("running ethtool (tools/setup installs it)");
+    assert!(
+        status.status.success(),
+        "ethtool -K {interface} tx off: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+fn through_xsk_and_portable(test: &str, transport: Transport) {
+    if !netns::can_run(test) {
+        return;
+    }
+    let topology = Topology::new("192.0.2.1/24", "192.0.2.2/24");
+    finish_checksums_in_software(&topology.host_a, "eth0");
+    finish_checksums_in_software(&topology.host_b, "eth0");
+    let (wan_a, wan_b): (IpAddr, IpAddr) =
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let capture = Capture::start(&topology.gw_b, "wan");
+
+    let portable = gateway_in(
+        &topology.gw_b,
+        wan_b,
+        transport,
+        "10.1.0.0/24",
+        sas(wan_b, wan_a, transport, SPI_B_TO_A, SPI_A_TO_B),
+    );
+
+    let lan_next_hop = mac_of(&topology.host_a, "eth0");
+    let wan_next_hop = mac_of(&topology.gw_b, "wan");
+    let lan_mac = mac_of(&topology.gw_a, "lan");
+    let wan_mac = mac_of(&topology.gw_a, "wan");
+    let ready = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+
+    let counters: XskGatewayCounters = std::thread::scope(|scope| {
+        let gateway = scope.spawn(|| {
+            topology.gw_a.run(|| {
+                let config = XskConfig {
+                    frame_count: 1024,
+                    ring_size: 256,
+                    ..XskConfig::default()
+                };
+                let mut lan_classifier = Classifier::load(ClassifierConfig::default()).unwrap();
+                let _lan_attached = lan_classifier.attach("lan", AttachMode::Native).unwrap();
+                lan_classifier
+                    .add_policy("10.2.0.0/24".parse::<IpNet>().unwrap())
+                    .unwrap();
+                let lan_socket = XskSocket::bind("lan", 0, config).unwrap();
+                lan_classifier.register_xsk(0, &lan_socket).unwrap();
+                let mut wan_classifier = Classifier::load(ClassifierConfig::default()).unwrap();
+                let _wan_attached = wan_classifier.attach("wan", AttachMode::Native).unwrap();
+                let wan_socket = XskSocket::bind("wan", 0, config).unwrap();
+                wan_classifier.register_xsk(0, &wan_socket).unwrap();
+
+                let (outbound, inbound) = sas(wan_a, wan_b, transport, SPI_A_TO_B, SPI_B_TO_A);
+                let mut gateway = XskGateway::new(
+                    XskPort {
+                        socket: lan_socket,
+                        mac: lan_mac,
+                        next_hop: lan_next_hop,
+                    },
+                    XskPort {
+                        socket: wan_socket,
+                        mac: wan_mac,
+                        next_hop: wan_next_hop,
+                    },
+                    outbound,
+                    inbound,
+                    Decapsulator::new(4500),
+                    32,
+                );
+                ready.store(true, Ordering::Release);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                    if gateway.run_once() == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                let drops: Vec<_> = gateway.inbound().counters().drops.nonzero().collect();
+                assert!(drops.is_empty(), "inbound SA drops: {drops:?}");
+                gateway.counters()
+            })
+        });
+        while !ready.load(Ordering::Acquire) {
+            assert!(!gateway.is_finished(), "the AF_XDP gateway failed to start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Only now: gateway B's first ESP must meet gateway A's XDP program, not its kernel.
+        let running_b = RunningGateway::start(portable);
+        let host_a = host_socket(&topology.host_a, HOST_A);
+        let host_b = host_socket(&topology.host_b, HOST_B);
+        for i in 0..EXCHANGES {
+            let mut payload = MARKER.to_vec();
+            payload.extend_from_slice(format!(" A->B {i}").as_bytes());
+            assert_eq!(
+                deliver(&host_a, &host_b, &payload),
+                host_a.local_addr().unwrap()
+            );
+            let mut payload = MARKER.to_vec();
+            payload.extend_from_slice(format!(" B->A {i}").as_bytes());
+            assert_eq!(
+                deliver(&host_b, &host_a, &payload),
+                host_b.local_addr().unwrap()
+            );
+        }
+        stop.store(true, Ordering::Release);
+        drop(running_b.stop());
+        gateway.join().expect("the AF_XDP gateway panicked")
+    });
+
+    assert!(counters.encapsulated >= EXCHANGES as u64, "{counters:?}");
+    assert!(counters.decapsulated >= EXCHANGES as u64, "{counters:?}");
+    assert_eq!(counters.esp_dropped, 0, "{counters:?}");
+    assert_eq!(counters.tx_dropped, 0, "{counters:?}");
+    let frames = capture.stop();
+    let mut esp = 0;
+    for frame in &frames {
+        assert!(
+            !frame.windows(MARKER.len()).any(|w| w == MARKER),
+            "plaintext on the wire between the gateways"
+        );
+        match classify_wan_frame(frame) {
+            WanFrame::Esp { spi } => {
+                assert!(spi == SPI_A_TO_B || spi == SPI_B_TO_A, "SPI {spi:#x}");
+                esp += 1;
+            }
+            WanFrame::NattUdp { first_word } => {
+                assert!(first_word == SPI_A_TO_B || first_word == SPI_B_TO_A);
+                esp += 1;
+            }
+            WanFrame::Housekeeping => {}
+            other => panic!("unexpected frame between the gateways: {other:?}"),
+        }
+    }
+    assert!(esp >= 2 * EXCHANGES, "only {esp} ESP frames seen");
+}
+
+#[test]
+fn plain_esp_between_af_xdp_and_portable_gateways() {
+    through_xsk_and_portable(
+        "plain_esp_between_af_xdp_and_portable_gateways",
+        Transport::RawEsp,
+    );
+}
+
+#[test]
+fn natt_between_af_xdp_and_portable_gateways() {
+    through_xsk_and_portable(
+        "natt_between_af_xdp_and_portable_gateways",
+        Transport::NattUdp,
+    );
+}
