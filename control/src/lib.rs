@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod ike;
 pub mod wire;

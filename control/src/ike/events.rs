@@ -1,0 +1,114 @@
+//! What an IKE SA tells the daemon: established, Child SA installed (with everything the data
+//! plane needs), authentication failed, failed. Keys are [`SecretBytes`]: wiped on drop, and
+//! `Debug` shows their length only.
+
+use super::{Error, EspSuite, Identity, Mode};
+use crate::crypto::{IkeSuite, Role, SecretBytes};
+use crate::wire::{KeMethod, TrafficSelector};
+
+/// An event from [`super::IkeSa::poll_event`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// IKE_AUTH succeeded: both sides are authenticated.
+    IkeSaEstablished(IkeSaEstablished),
+    /// A Child SA was negotiated: install its two ESP SAs.
+    ChildSaInstalled(Box<ChildSaInstalled>),
+    /// The IKE SA is up but the Child SA requested with it was refused (no common ESP proposal,
+    /// unacceptable traffic selectors) or its answer was invalid.
+    ChildSaFailed {
+        /// Why.
+        error: Error,
+    },
+    /// Authentication failed; the IKE SA is closed and no Child SA was created.
+    AuthenticationFailed(AuthenticationFailed),
+    /// The IKE SA failed for another reason (see [`Error::fault`]) and is closed.
+    Failed {
+        /// Why.
+        reason: Error,
+    },
+}
+
+/// An IKE SA is established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeSaEstablished {
+    /// Our role in this IKE SA.
+    pub role: Role,
+    /// The IKE SA initiator's SPI.
+    pub spi_i: u64,
+    /// The IKE SA responder's SPI.
+    pub spi_r: u64,
+    /// The negotiated ENCR / INTEG / PRF.
+    pub suite: IkeSuite,
+    /// The negotiated key exchange method.
+    pub ke: KeMethod,
+    /// The peer's authenticated identity.
+    pub peer_id: Identity,
+    /// What NAT detection found (§2.23).
+    pub nat: NatStatus,
+}
+
+/// The outcome of NAT detection (RFC 7296 §2.23), computed from the configured addresses and
+/// the peer's NAT_DETECTION_* notifications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NatStatus {
+    /// The peer sent NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP.
+    pub peer_supports: bool,
+    /// No NAT_DETECTION_DESTINATION_IP matched our address: we are behind a NAT.
+    pub local_behind_nat: bool,
+    /// No NAT_DETECTION_SOURCE_IP matched the peer's address: the peer is behind a NAT.
+    pub remote_behind_nat: bool,
+}
+
+impl NatStatus {
+    /// Whether a NAT sits anywhere between us (then UDP encapsulation is needed).
+    pub fn detected(&self) -> bool {
+        self.local_behind_nat || self.remote_behind_nat
+    }
+}
+
+/// A Child SA pair to install: one inbound and one outbound ESP SA.
+///
+/// The keying material is `key | salt` per direction, as the data plane's `keymat` takes it
+/// (RFC 4106 §8.1, RFC 7634 §2), derived in RFC 7296 §2.17's order.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChildSaInstalled {
+    /// The SPI the peer puts on packets to us (we chose it).
+    pub inbound_spi: u32,
+    /// The SPI we put on packets to the peer (the peer chose it).
+    pub outbound_spi: u32,
+    /// The ESP AEAD.
+    pub suite: EspSuite,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Keying material of the inbound SA (`key | salt`).
+    pub inbound_keymat: SecretBytes,
+    /// Keying material of the outbound SA.
+    pub outbound_keymat: SecretBytes,
+    /// Our side's traffic selectors, narrowed.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's side.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Tunnel or transport.
+    pub mode: Mode,
+}
+
+/// Which side found a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// We did (the peer's AUTH or identity is wrong).
+    Local,
+    /// The peer did and told us (AUTHENTICATION_FAILED).
+    Peer,
+}
+
+/// Authentication failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticationFailed {
+    /// Who found it.
+    pub detected_by: Side,
+    /// The identity the peer claimed, if we got that far.
+    pub peer_id: Option<Identity>,
+    /// The error.
+    pub error: Error,
+}

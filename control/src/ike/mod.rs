@@ -1,0 +1,88 @@
+//! The sans-IO IKE SA state machine (RFC 7296 §1.2, §1.3, §2.1–2.6, §2.9, §2.10, §2.14–2.17,
+//! §2.23): one [`IkeSa`] per IKE SA, driven by the caller in the style of quinn-proto's
+//! `Connection`.
+//!
+//! # Driving an IKE SA
+//! The core never reads a clock, a socket, a file or a global random generator. Time comes in
+//! as an [`Instant`](std::time::Instant) argument, randomness through the injected
+//! [`crate::crypto::Rng`], datagrams through [`IkeSa::handle`], and everything the SA wants
+//! done comes out of the `poll_*` methods:
+//!
+//! ```text
+//! let mut sa = IkeSa::initiate(config, now, rng)?;          // or IkeSa::respond(..) on a
+//! loop {                                                    //  first IKE_SA_INIT request
+//!     while let Some(t) = sa.poll_transmit() { socket.send_to(&t.contents, t.destination) }
+//!     while let Some(e) = sa.poll_event() { program_data_plane(e) }
+//!     match wait_for(socket, sa.poll_timeout()) {
+//!         Datagram(d) => { let _ = sa.handle(now(), &d); }   // Err = dropped, see Error
+//!         Timeout => sa.handle_timeout(now()),
+//!     }
+//!     if sa.is_drained() { break }
+//! }
+//! ```
+//!
+//! # Map of the module
+//! - [`config`](IkeConfig): addresses, identities, the PSK, IKE and ESP proposals, traffic
+//!   selectors, retransmission and half-open timers.
+//! - `sa.rs`: [`IkeSa`], the public surface, message-ID checks, the responder's response cache
+//!   and the dispatch to the current state.
+//! - `sa_init.rs` (IKE_SA_INIT, §1.2), `auth.rs` (IKE_AUTH, §1.2, §2.15), `established.rs`:
+//!   the states, one type each in the style of rustls (`ExpectSaInitResponse`,
+//!   `ExpectAuthRequest`, `ExpectAuthResponse`, `Established`, `Failed`): a state consumes
+//!   itself to produce the next, so an impossible transition does not compile.
+//! - `proposal.rs` (SA payloads and their selection, §2.7, §3.3), `child.rs` (the first Child SA
+//!   and its keys, §2.17), `ts.rs` (traffic-selector narrowing, §2.9), `psk.rs` (the AUTH
+//!   payload, §2.15), `nat.rs` (NAT detection hashes, §2.23), `protect.rs` (SK payloads),
+//!   `retransmit.rs` (§2.1 timers), [`events`](Event), [`error`](Error).
+//!
+//! # Not yet here
+//! CREATE_CHILD_SA, INFORMATIONAL (delete, liveness), cookies, the switch to port 4500,
+//! fragmentation, certificates and EAP. Requests of those exchanges are dropped with
+//! [`Error::Unsupported`].
+// The discipline of the wire codec and the crypto suite: nothing here may panic on input.
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::cast_possible_truncation,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+mod auth;
+mod child;
+mod config;
+mod error;
+mod established;
+mod events;
+mod identity;
+mod nat;
+mod payloads;
+mod proposal;
+mod protect;
+mod psk;
+mod retransmit;
+mod sa;
+mod sa_init;
+mod ts;
+
+pub use config::{
+    ChildConfig, EspProposal, IkeConfig, IkeProposal, Mode, Psk, RetransmitConfig, SelectionOrder,
+};
+pub use error::{ConfigError, Error, Fault};
+pub use events::{
+    AuthenticationFailed, ChildSaInstalled, Event, IkeSaEstablished, NatStatus, Side,
+};
+pub use identity::Identity;
+pub use nat::nat_detection_hash;
+pub use proposal::EspSuite;
+pub use psk::psk_auth;
+pub use sa::{IkeSa, Rejected, Stats, Transmit};
+pub use ts::{intersect as ts_intersect, narrow as ts_narrow};

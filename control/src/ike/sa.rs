@@ -1,0 +1,502 @@
+//! [`IkeSa`]: the public surface of one IKE SA, the checks every message goes through (SPIs,
+//! flags, Message IDs, §2.1 and §2.2), the responder's response cache, and the dispatch to the
+//! current state.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::auth::{ExpectAuthRequest, ExpectAuthResponse};
+use super::established::Established;
+use super::retransmit::{deadline, Expiry, Retransmit};
+use super::sa_init::{self, ExpectSaInitResponse};
+use super::{Error, Event, IkeConfig};
+use crate::crypto::{CryptoError, Rng, Role};
+use crate::wire::{ExchangeType, Flags, Header, Message, Notify, Payload};
+
+/// Draws before an RNG that keeps producing unusable SPIs is declared broken (a working one
+/// needs a second draw with probability below 2^-24).
+const SPI_ATTEMPTS: usize = 8;
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it (the configured remote address for now; NAT-T will change the port).
+    pub destination: SocketAddr,
+    /// The local address to send it from.
+    pub source: SocketAddr,
+    /// The IKE message, without a non-ESP marker.
+    pub contents: Vec<u8>,
+}
+
+/// Counters of one IKE SA, for logs and for tests that must see what was (not) processed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams given to [`IkeSa::handle`].
+    pub datagrams_in: u64,
+    /// Datagrams dropped ([`IkeSa::handle`] returned an error).
+    pub dropped: u64,
+    /// Requests from the peer processed (not counting retransmissions answered from the cache).
+    pub requests_processed: u64,
+    /// Retransmitted requests answered with the cached response.
+    pub responses_resent: u64,
+    /// Our requests sent again after a timeout.
+    pub retransmissions: u64,
+}
+
+/// What [`IkeSa::respond`] returns when it keeps no state: the error, and the stateless answer
+/// to send if RFC 7296 calls for one (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, INVALID_SYNTAX).
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why the request was refused.
+    pub error: Error,
+    /// The answer to send, if any.
+    pub reply: Option<Transmit>,
+}
+
+/// What every state shares: configuration, randomness, SPIs, Message IDs, the output queues,
+/// the outstanding request and the cached response.
+pub(crate) struct Context {
+    pub config: Arc<IkeConfig>,
+    pub rng: Box<dyn Rng + Send>,
+    pub role: Role,
+    pub spi_i: u64,
+    /// Zero until the IKE_SA_INIT response (initiator) or until chosen (responder).
+    pub spi_r: u64,
+    pub events: VecDeque<Event>,
+    pub transmits: VecDeque<Transmit>,
+    pub stats: Stats,
+    /// Our request that awaits a response (§2.1: one at a time for now).
+    pub request: Option<Retransmit>,
+    /// The Message ID of our next request.
+    pub next_request_id: u32,
+    /// The Message ID the peer's next request must carry.
+    pub next_peer_request_id: u32,
+    /// The last response we sent, for a retransmitted request (§2.1).
+    pub last_response: Option<(u32, Vec<u8>)>,
+}
+
+impl core::fmt::Debug for Context {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Context")
+            .field("role", &self.role)
+            .field("spi_i", &format_args!("{:016x}", self.spi_i))
+            .field("spi_r", &format_args!("{:016x}", self.spi_r))
+            .field("next_request_id", &self.next_request_id)
+            .field("next_peer_request_id", &self.next_peer_request_id)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A header for a message of ours.
+    pub fn header(&self, exchange_type: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header::new(
+            self.spi_i,
+            self.spi_r,
+            exchange_type,
+            Flags {
+                initiator: self.role == Role::Initiator,
+                version: false,
+                response,
+            },
+            message_id,
+        )
+    }
+
+    fn transmit(&self, contents: Vec<u8>) -> Transmit {
+        Transmit {
+            destination: self.config.remote_addr,
+            source: self.config.local_addr,
+            contents,
+        }
+    }
+
+    /// Sends a request and arms its retransmission timer.
+    pub fn send_request(&mut self, now: Instant, message_id: u32, bytes: Vec<u8>) {
+        self.transmits.push_back(self.transmit(bytes.clone()));
+        self.request = Some(Retransmit::new(
+            message_id,
+            bytes,
+            now,
+            &self.config.retransmit,
+        ));
+        self.next_request_id = message_id.saturating_add(1);
+    }
+
+    /// Sends a response and keeps it for retransmitted requests.
+    pub fn send_response(&mut self, message_id: u32, bytes: Vec<u8>) {
+        self.transmits.push_back(self.transmit(bytes.clone()));
+        self.last_response = Some((message_id, bytes));
+        self.next_peer_request_id = message_id.saturating_add(1);
+    }
+
+    /// `n` random octets.
+    pub fn random(&mut self, n: usize) -> Result<Vec<u8>, Error> {
+        let mut out = vec![0u8; n];
+        self.rng.fill(&mut out).map_err(Error::Crypto)?;
+        Ok(out)
+    }
+
+    /// A non-zero IKE SPI.
+    pub fn random_ike_spi(&mut self) -> Result<u64, Error> {
+        for _ in 0..SPI_ATTEMPTS {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b).map_err(Error::Crypto)?;
+            let spi = u64::from_be_bytes(b);
+            if spi != 0 {
+                return Ok(spi);
+            }
+        }
+        Err(Error::Crypto(CryptoError::Rng))
+    }
+
+    /// An ESP SPI outside the reserved range 0–255.
+    pub fn random_esp_spi(&mut self) -> Result<u32, Error> {
+        for _ in 0..SPI_ATTEMPTS {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b).map_err(Error::Crypto)?;
+            let spi = u32::from_be_bytes(b);
+            if spi >= super::proposal::MIN_SPI {
+                return Ok(spi);
+            }
+        }
+        Err(Error::Crypto(CryptoError::Rng))
+    }
+
+    /// Our nonce (§2.10).
+    pub fn nonce(&mut self) -> Result<Vec<u8>, Error> {
+        self.random(self.config.nonce_len)
+    }
+}
+
+/// A failed or closed SA. It keeps its last response (an AUTHENTICATION_FAILED, say) until
+/// `until`, so that a retransmitted request still gets it.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub until: Option<Instant>,
+}
+
+/// The state of an IKE SA; each variant's type handles the messages that state expects and
+/// consumes itself to produce the next.
+#[derive(Debug)]
+pub(crate) enum State {
+    ExpectSaInitResponse(Box<ExpectSaInitResponse>),
+    ExpectAuthRequest(Box<ExpectAuthRequest>),
+    ExpectAuthResponse(Box<ExpectAuthResponse>),
+    Established(Box<Established>),
+    Failed(Failed),
+}
+
+/// What a state's `handle` returns: the next state and whether the datagram was accepted.
+pub(crate) type Step = (State, Result<(), Error>);
+
+/// Ends the SA: reports `reason` (unless an event was already queued by the caller, `None`),
+/// drops the outstanding request, and keeps the last response for a while.
+pub(crate) fn fail(ctx: &mut Context, now: Instant, reason: Option<Error>) -> State {
+    if let Some(reason) = reason {
+        ctx.events.push_back(Event::Failed { reason });
+    }
+    ctx.request = None;
+    let until = ctx
+        .last_response
+        .as_ref()
+        .map(|_| deadline(now, ctx.config.half_open_timeout));
+    State::Failed(Failed { until })
+}
+
+/// One IKE SA, sans-IO (see the module documentation for the driving loop).
+///
+/// Methods say when they must be called. None of them blocks, reads a clock or touches a
+/// socket; every output is queued until polled.
+#[derive(Debug)]
+pub struct IkeSa {
+    ctx: Context,
+    state: State,
+}
+
+impl IkeSa {
+    /// Starts an IKE SA as initiator: queues the IKE_SA_INIT request (fetch it with
+    /// [`IkeSa::poll_transmit`]) and arms its retransmission timer.
+    ///
+    /// `rng` supplies every random value of this SA (SPIs, nonces, key exchange secrets, CBC
+    /// IVs): pass [`crate::crypto::SystemRng`] outside tests.
+    pub fn initiate(
+        config: Arc<IkeConfig>,
+        now: Instant,
+        rng: Box<dyn Rng + Send>,
+    ) -> Result<IkeSa, Error> {
+        config.validate()?;
+        let mut ctx = Context::new(config, rng, Role::Initiator);
+        ctx.spi_i = ctx.random_ike_spi()?;
+        let state = sa_init::initiate(&mut ctx, now)?;
+        Ok(IkeSa {
+            ctx,
+            state: State::ExpectSaInitResponse(Box::new(state)),
+        })
+    }
+
+    /// Answers a first IKE_SA_INIT request (Message ID 0, responder SPI 0) as responder.
+    ///
+    /// Call it for a datagram that no existing IKE SA claims (the daemon dispatches on the
+    /// initiator's SPI and address). `config.remote_addr` must be the address the datagram came
+    /// from. On success the response is queued; when no SA is created, [`Rejected`] carries the
+    /// stateless answer to send, if any, and nothing is kept.
+    pub fn respond(
+        config: Arc<IkeConfig>,
+        now: Instant,
+        rng: Box<dyn Rng + Send>,
+        datagram: &[u8],
+    ) -> Result<IkeSa, Box<Rejected>> {
+        let silently = |error| Box::new(Rejected { error, reply: None });
+        config.validate().map_err(|e| silently(e.into()))?;
+        let header = Header::peek(datagram).map_err(|e| silently(e.into()))?;
+        if header.exchange_type != ExchangeType::IkeSaInit
+            || header.message_id != 0
+            || header.flags.response
+            || !header.flags.initiator
+            || header.responder_spi != 0
+            || header.initiator_spi == 0
+        {
+            return Err(silently(Error::Unexpected {
+                what: "not a first IKE_SA_INIT request",
+            }));
+        }
+        let mut ctx = Context::new(config, rng, Role::Responder);
+        ctx.spi_i = header.initiator_spi;
+        let outcome = Message::decode(datagram)
+            .map_err(Error::from)
+            .and_then(|message| sa_init::respond(&mut ctx, now, datagram, &message));
+        match outcome {
+            Ok(state) => {
+                ctx.stats.datagrams_in = 1;
+                ctx.stats.requests_processed = 1;
+                Ok(IkeSa {
+                    ctx,
+                    state: State::ExpectAuthRequest(Box::new(state)),
+                })
+            }
+            Err(error) => {
+                let reply = stateless_reply(&ctx, &header, &error);
+                Err(Box::new(Rejected { error, reply }))
+            }
+        }
+    }
+
+    /// Processes a datagram that arrived for this SA (the daemon dispatches on the SPIs).
+    /// Call [`IkeSa::poll_transmit`], [`IkeSa::poll_event`] and [`IkeSa::poll_timeout`]
+    /// afterwards.
+    ///
+    /// `Err` means the datagram was dropped and changed nothing (count it; [`Error::fault`]
+    /// says whom to blame). A datagram that ends the SA returns `Ok` and queues an
+    /// [`Event::Failed`] or [`Event::AuthenticationFailed`].
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
+        self.ctx.stats.datagrams_in = self.ctx.stats.datagrams_in.saturating_add(1);
+        let result = self.handle_inner(now, datagram);
+        if result.is_err() {
+            self.ctx.stats.dropped = self.ctx.stats.dropped.saturating_add(1);
+        }
+        result
+    }
+
+    fn handle_inner(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
+        let header = Header::peek(datagram)?;
+        let ctx = &mut self.ctx;
+        if header.initiator_spi != ctx.spi_i {
+            return Err(Error::Unexpected {
+                what: "the initiator's SPI is not this SA's",
+            });
+        }
+        let first_init = header.exchange_type == ExchangeType::IkeSaInit
+            && header.message_id == 0
+            && header.responder_spi == 0;
+        if ctx.spi_r != 0 && header.responder_spi != ctx.spi_r && !first_init {
+            return Err(Error::Unexpected {
+                what: "the responder's SPI is not this SA's",
+            });
+        }
+        // §3.1: the I flag says who sent it, the R flag whether it is a response.
+        if header.flags.initiator != (ctx.role == Role::Responder) {
+            return Err(Error::Unexpected {
+                what: "the Initiator flag is wrong for this sender",
+            });
+        }
+        if header.flags.response {
+            match &ctx.request {
+                Some(r) if r.message_id == header.message_id => {}
+                _ => {
+                    return Err(Error::Unexpected {
+                        what: "a response to no outstanding request",
+                    })
+                }
+            }
+        } else {
+            // §2.1: a retransmitted request is answered from the cache, not processed again.
+            if let Some((id, bytes)) = &ctx.last_response {
+                if *id == header.message_id {
+                    let t = ctx.transmit(bytes.clone());
+                    ctx.transmits.push_back(t);
+                    ctx.stats.responses_resent = ctx.stats.responses_resent.saturating_add(1);
+                    return Ok(());
+                }
+            }
+            if header.message_id != ctx.next_peer_request_id {
+                return Err(Error::Unexpected {
+                    what: "a request with a Message ID outside the window",
+                });
+            }
+        }
+        if let State::Failed(_) = self.state {
+            return Err(Error::Closed);
+        }
+        let message = Message::decode(datagram)?;
+        let state = std::mem::replace(&mut self.state, State::Failed(Failed { until: None }));
+        let (next, result) = match state {
+            State::ExpectSaInitResponse(s) => s.handle(&mut self.ctx, now, datagram, &message),
+            State::ExpectAuthRequest(s) => s.handle(&mut self.ctx, now, datagram, &message),
+            State::ExpectAuthResponse(s) => s.handle(&mut self.ctx, now, datagram, &message),
+            State::Established(s) => s.handle(&mut self.ctx, now, datagram, &message),
+            failed @ State::Failed(_) => (failed, Err(Error::Closed)),
+        };
+        self.state = next;
+        result
+    }
+
+    /// The next datagram to send. Call it until it returns `None` after every call to
+    /// [`IkeSa::initiate`], [`IkeSa::respond`], [`IkeSa::handle`] and
+    /// [`IkeSa::handle_timeout`].
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ctx.transmits.pop_front()
+    }
+
+    /// When [`IkeSa::handle_timeout`] must be called next (a retransmission, a half-open SA
+    /// expiring, a cached response expiring), or `None` if no timer runs. Ask again after every
+    /// call that changes the SA.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let request = self.ctx.request.as_ref().map(Retransmit::deadline);
+        let state = match &self.state {
+            State::ExpectAuthRequest(s) => Some(s.deadline),
+            State::Failed(f) => f.until,
+            _ => None,
+        };
+        match (request, state) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Lets timers that are due at `now` fire: retransmits the outstanding request, gives up on
+    /// it ([`Event::Failed`] with [`Error::Timeout`]), expires a half-open SA, forgets a failed
+    /// SA's cached response. Harmless when nothing is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ctx = &mut self.ctx;
+        if let Some(request) = ctx.request.as_mut() {
+            match request.on_timeout(now, &ctx.config.retransmit) {
+                Expiry::Wait => {}
+                Expiry::Resend => {
+                    let bytes = request.bytes.clone();
+                    let t = ctx.transmit(bytes);
+                    ctx.transmits.push_back(t);
+                    ctx.stats.retransmissions = ctx.stats.retransmissions.saturating_add(1);
+                }
+                Expiry::GiveUp { transmissions } => {
+                    self.state = fail(ctx, now, Some(Error::Timeout { transmissions }));
+                    return;
+                }
+            }
+        }
+        match &mut self.state {
+            State::ExpectAuthRequest(s) if now >= s.deadline => {
+                self.state = fail(ctx, now, Some(Error::HalfOpenTimeout));
+            }
+            State::Failed(f) if f.until.is_some_and(|t| now >= t) => {
+                f.until = None;
+                ctx.last_response = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The next event. Call it until it returns `None` after every call that may change the
+    /// SA (the same ones as [`IkeSa::poll_transmit`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.ctx.events.pop_front()
+    }
+
+    /// Our role in this IKE SA.
+    pub fn role(&self) -> Role {
+        self.ctx.role
+    }
+
+    /// The initiator's SPI.
+    pub fn spi_i(&self) -> u64 {
+        self.ctx.spi_i
+    }
+
+    /// The responder's SPI (zero while an initiator waits for the IKE_SA_INIT response).
+    pub fn spi_r(&self) -> u64 {
+        self.ctx.spi_r
+    }
+
+    /// Whether IKE_AUTH has completed successfully.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established(_))
+    }
+
+    /// Whether the SA has failed and has nothing left to do: it can be dropped.
+    pub fn is_drained(&self) -> bool {
+        matches!(self.state, State::Failed(Failed { until: None }))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.ctx.stats
+    }
+}
+
+impl Context {
+    fn new(config: Arc<IkeConfig>, rng: Box<dyn Rng + Send>, role: Role) -> Context {
+        Context {
+            config,
+            rng,
+            role,
+            spi_i: 0,
+            spi_r: 0,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stats: Stats::default(),
+            request: None,
+            next_request_id: 0,
+            next_peer_request_id: 0,
+            last_response: None,
+        }
+    }
+}
+
+/// The unencrypted answer to an IKE_SA_INIT request that creates no state:
+/// `HDR(SPIi, 0), N(error)` (§1.2, §2.6).
+fn stateless_reply(ctx: &Context, request: &Header, error: &Error) -> Option<Transmit> {
+    let notify = match error {
+        Error::Malformed(e) => e.to_notify(),
+        Error::InvalidKePayload { wanted } => Notify::invalid_ke_payload(*wanted),
+        other => Notify::new(other.notify_type()?, Vec::new()),
+    };
+    let header = Header::new(
+        request.initiator_spi,
+        0,
+        ExchangeType::IkeSaInit,
+        Flags {
+            initiator: false,
+            version: false,
+            response: true,
+        },
+        0,
+    );
+    let message = Message {
+        header,
+        payloads: vec![Payload::Notify(notify)],
+    };
+    Some(ctx.transmit(message.encode()))
+}

@@ -1,0 +1,449 @@
+//! An in-memory pair of IKE endpoints, in the style of quinn-proto's `tests/util.rs` `Pair`:
+//! an initiator, a responder created from the first IKE_SA_INIT request that reaches it, a
+//! simulated clock the test advances, and a deterministic (seeded) network that can drop,
+//! duplicate, reorder and delay datagrams.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xipsec_control::crypto::{CryptoError, Rng};
+use xipsec_control::ike::{
+    ChildSaInstalled, Error, Event, Identity, IkeConfig, IkeSa, IkeSaEstablished, Psk,
+    RetransmitConfig,
+};
+use xipsec_control::wire::Header;
+
+/// splitmix64: a small deterministic generator, for the SAs' `Rng` and the network's dice.
+#[derive(Clone, Debug)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        SeededRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl Rng for SeededRng {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), CryptoError> {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+pub fn rng(seed: u64) -> Box<dyn Rng + Send> {
+    Box::new(SeededRng::new(seed))
+}
+
+pub const INITIATOR_ADDR: &str = "192.0.2.1:500";
+pub const RESPONDER_ADDR: &str = "198.51.100.1:500";
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Fast timers so that tests cover many retransmissions in little simulated time.
+pub fn fast_retransmit() -> RetransmitConfig {
+    RetransmitConfig {
+        initial_timeout: Duration::from_millis(500),
+        factor: 2.0,
+        max_timeout: Duration::from_secs(8),
+        max_retransmits: 4,
+    }
+}
+
+/// The initiator's configuration: alice@example.com, key "secret".
+pub fn initiator_config() -> IkeConfig {
+    let mut c = IkeConfig::new(
+        addr(INITIATOR_ADDR),
+        addr(RESPONDER_ADDR),
+        Identity::UserFqdn("alice@example.com".into()),
+        Psk::new(b"a shared secret of some length".to_vec()),
+    );
+    c.remote_id = Some(Identity::Fqdn("gw.example.com".into()));
+    c.retransmit = fast_retransmit();
+    c
+}
+
+/// The responder's configuration: gw.example.com, same key.
+pub fn responder_config() -> IkeConfig {
+    let mut c = IkeConfig::new(
+        addr(RESPONDER_ADDR),
+        addr(INITIATOR_ADDR),
+        Identity::Fqdn("gw.example.com".into()),
+        Psk::new(b"a shared secret of some length".to_vec()),
+    );
+    c.remote_id = Some(Identity::UserFqdn("alice@example.com".into()));
+    c.retransmit = fast_retransmit();
+    c
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    Initiator,
+    Responder,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Initiator => Side::Responder,
+            Side::Responder => Side::Initiator,
+        }
+    }
+}
+
+/// What the network does with one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Deliver,
+    Drop,
+    Duplicate,
+    Delay(Duration),
+}
+
+/// A datagram the network carries.
+#[derive(Clone, Debug)]
+pub struct Datagram {
+    pub to: Side,
+    pub bytes: Vec<u8>,
+    pub deliver_at: Instant,
+    seq: u64,
+}
+
+/// One line of the network log.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub at: Instant,
+    pub from: Side,
+    pub header: Header,
+    pub action: Action,
+    pub bytes: Vec<u8>,
+}
+
+/// A per-datagram decision, given the sender, the header and how many datagrams this sender
+/// has sent before (0 for its first).
+pub type Filter = Box<dyn FnMut(Side, &Header, usize) -> Action>;
+
+/// A seeded network: fixed latency, then random loss, duplication and extra delay (which
+/// reorders), after an optional scripted filter.
+pub struct Network {
+    pub latency: Duration,
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Extra delay drawn uniformly from [0, jitter): datagrams overtake each other.
+    pub jitter: Duration,
+    pub filter: Option<Filter>,
+    pub log: Vec<Sent>,
+    dice: SeededRng,
+    in_flight: Vec<Datagram>,
+    seq: u64,
+    sent_by: [usize; 2],
+}
+
+impl Network {
+    pub fn new(seed: u64) -> Network {
+        Network {
+            latency: Duration::from_millis(10),
+            loss: 0.0,
+            duplicate: 0.0,
+            jitter: Duration::ZERO,
+            filter: None,
+            log: Vec::new(),
+            dice: SeededRng::new(seed ^ 0x5eed),
+            in_flight: Vec::new(),
+            seq: 0,
+            sent_by: [0, 0],
+        }
+    }
+
+    fn delay(&mut self) -> Duration {
+        self.latency + self.jitter.mul_f64(self.dice.unit())
+    }
+
+    fn push(&mut self, to: Side, bytes: Vec<u8>, at: Instant) {
+        self.seq += 1;
+        self.in_flight.push(Datagram {
+            to,
+            bytes,
+            deliver_at: at,
+            seq: self.seq,
+        });
+    }
+
+    pub fn send(&mut self, now: Instant, from: Side, bytes: Vec<u8>) {
+        let header = Header::peek(&bytes).expect("we only send IKE messages");
+        let index = &mut self.sent_by[from as usize];
+        let n = *index;
+        *index += 1;
+        let mut action = match self.filter.as_mut() {
+            Some(f) => f(from, &header, n),
+            None => Action::Deliver,
+        };
+        if action == Action::Deliver {
+            if self.dice.unit() < self.loss {
+                action = Action::Drop;
+            } else if self.dice.unit() < self.duplicate {
+                action = Action::Duplicate;
+            }
+        }
+        self.log.push(Sent {
+            at: now,
+            from,
+            header,
+            action,
+            bytes: bytes.clone(),
+        });
+        let to = from.other();
+        match action {
+            Action::Drop => {}
+            Action::Deliver => {
+                let d = self.delay();
+                self.push(to, bytes, now + d);
+            }
+            Action::Duplicate => {
+                let (d1, d2) = (self.delay(), self.delay());
+                self.push(to, bytes.clone(), now + d1);
+                self.push(to, bytes, now + d2);
+            }
+            Action::Delay(extra) => {
+                let d = self.delay();
+                self.push(to, bytes, now + d + extra);
+            }
+        }
+    }
+
+    pub fn next_delivery(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|d| d.deliver_at).min()
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<Datagram> {
+        let i = self
+            .in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.deliver_at <= now)
+            .min_by_key(|(_, d)| (d.deliver_at, d.seq))
+            .map(|(i, _)| i)?;
+        Some(self.in_flight.remove(i))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+}
+
+/// Two endpoints and the network between them.
+pub struct Pair {
+    pub now: Instant,
+    pub initiator: IkeSa,
+    pub responder: Option<IkeSa>,
+    pub responder_config: Arc<IkeConfig>,
+    pub net: Network,
+    pub events: [Vec<Event>; 2],
+    /// Datagrams each side dropped (`handle` returned an error).
+    pub drops: [Vec<Error>; 2],
+    /// First IKE_SA_INIT requests the responder refused without creating an SA.
+    pub rejected: Vec<Error>,
+    seed: u64,
+    responder_attempts: u64,
+}
+
+impl Pair {
+    /// Starts the initiator; the responder is created when a request reaches it.
+    pub fn new(initiator: IkeConfig, responder: IkeConfig, seed: u64) -> Pair {
+        let now = Instant::now();
+        let initiator = IkeSa::initiate(Arc::new(initiator), now, rng(seed)).unwrap();
+        Pair {
+            now,
+            initiator,
+            responder: None,
+            responder_config: Arc::new(responder),
+            net: Network::new(seed),
+            events: [Vec::new(), Vec::new()],
+            drops: [Vec::new(), Vec::new()],
+            rejected: Vec::new(),
+            seed,
+            responder_attempts: 0,
+        }
+    }
+
+    /// The default configurations.
+    pub fn default_configs(seed: u64) -> Pair {
+        Pair::new(initiator_config(), responder_config(), seed)
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.initiator.poll_transmit() {
+            assert_eq!(t.destination, addr(RESPONDER_ADDR));
+            self.net.send(self.now, Side::Initiator, t.contents);
+        }
+        while let Some(e) = self.initiator.poll_event() {
+            self.events[0].push(e);
+        }
+        if let Some(r) = self.responder.as_mut() {
+            while let Some(t) = r.poll_transmit() {
+                self.net.send(self.now, Side::Responder, t.contents);
+            }
+            while let Some(e) = r.poll_event() {
+                self.events[1].push(e);
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: Datagram) {
+        match d.to {
+            Side::Initiator => {
+                if let Err(e) = self.initiator.handle(self.now, &d.bytes) {
+                    self.drops[0].push(e);
+                }
+            }
+            Side::Responder => match self.responder.as_mut() {
+                Some(r) => {
+                    if let Err(e) = r.handle(self.now, &d.bytes) {
+                        self.drops[1].push(e);
+                    }
+                }
+                None => {
+                    self.responder_attempts += 1;
+                    let seed = self
+                        .seed
+                        .wrapping_mul(31)
+                        .wrapping_add(self.responder_attempts);
+                    match IkeSa::respond(
+                        self.responder_config.clone(),
+                        self.now,
+                        rng(seed),
+                        &d.bytes,
+                    ) {
+                        Ok(sa) => self.responder = Some(sa),
+                        Err(rejected) => {
+                            self.rejected.push(rejected.error);
+                            if let Some(reply) = rejected.reply {
+                                self.net.send(self.now, Side::Responder, reply.contents);
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let i = self.initiator.poll_timeout();
+        let r = self.responder.as_ref().and_then(IkeSa::poll_timeout);
+        [i, r, self.net.next_delivery()].into_iter().flatten().min()
+    }
+
+    /// Advances to the next delivery or timer and processes everything due then. `false` when
+    /// nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        self.flush();
+        let Some(next) = self.next_timer() else {
+            return false;
+        };
+        if next > self.now {
+            self.now = next;
+        }
+        while let Some(d) = self.net.pop_due(self.now) {
+            self.deliver(d);
+            self.flush();
+        }
+        if self.initiator.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.initiator.handle_timeout(self.now);
+        }
+        if let Some(r) = self.responder.as_mut() {
+            if r.poll_timeout().is_some_and(|t| t <= self.now) {
+                r.handle_timeout(self.now);
+            }
+        }
+        self.flush();
+        true
+    }
+
+    /// Runs until nothing is in flight and no timer is armed.
+    pub fn drive(&mut self) {
+        for _ in 0..100_000 {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("the pair never settled");
+    }
+
+    /// Runs until `until` holds (checked after every step), or panics after too many steps.
+    pub fn drive_until(&mut self, mut until: impl FnMut(&Pair) -> bool) {
+        for _ in 0..100_000 {
+            if until(self) {
+                return;
+            }
+            if !self.step() {
+                assert!(until(self), "the pair settled before the condition held");
+                return;
+            }
+        }
+        panic!("the condition never held");
+    }
+
+    pub fn events(&self, side: Side) -> &[Event] {
+        &self.events[side as usize]
+    }
+
+    pub fn established(&self, side: Side) -> Option<&IkeSaEstablished> {
+        self.events(side).iter().find_map(|e| match e {
+            Event::IkeSaEstablished(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    pub fn installed(&self, side: Side) -> Vec<&ChildSaInstalled> {
+        self.events(side)
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaInstalled(c) => Some(&**c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn responder(&self) -> &IkeSa {
+        self.responder.as_ref().expect("no responder SA")
+    }
+
+    /// Asserts that both sides installed exactly one Child SA and that they mirror each other:
+    /// SPIs crosswise, keys crosswise, same suite, ESN and mode, selectors crosswise.
+    pub fn assert_child_sas_match(&self) -> (&ChildSaInstalled, &ChildSaInstalled) {
+        let i = self.installed(Side::Initiator);
+        let r = self.installed(Side::Responder);
+        assert_eq!((i.len(), r.len()), (1, 1), "one Child SA on each side");
+        let (i, r) = (i[0], r[0]);
+        assert_eq!(i.inbound_spi, r.outbound_spi);
+        assert_eq!(i.outbound_spi, r.inbound_spi);
+        assert_ne!(i.inbound_spi, i.outbound_spi);
+        assert_eq!(i.inbound_keymat, r.outbound_keymat);
+        assert_eq!(i.outbound_keymat, r.inbound_keymat);
+        assert_ne!(i.inbound_keymat, i.outbound_keymat);
+        assert_eq!(i.inbound_keymat.len(), i.suite.keymat_len());
+        assert_eq!((i.suite, i.esn, i.mode), (r.suite, r.esn, r.mode));
+        assert_eq!(i.local_ts, r.remote_ts);
+        assert_eq!(i.remote_ts, r.local_ts);
+        (i, r)
+    }
+}
