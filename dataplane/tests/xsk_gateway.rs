@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use netns::gateways::{deliver, gateway_in, host_socket, sas, RunningGateway, Transport};
-use netns::{classify_wan_frame, Capture, Netns, Topology, WanFrame, HOST_A, HOST_B};
+use netns::{
+    classify_wan_frame, finish_checksums_in_software, mac_of, Capture, Topology, WanFrame, HOST_A,
+    HOST_B,
+};
 use xipsec_dataplane::esp::Decapsulator;
 use xipsec_dataplane::io::xsk::{XskConfig, XskSocket};
 use xipsec_dataplane::worker::{XskGateway, XskGatewayCounters, XskPort};
@@ -21,50 +24,6 @@ const SPI_A_TO_B: u32 = 0x0000_c0d1;
 const SPI_B_TO_A: u32 = 0x0000_d0c1;
 const MARKER: &[u8] = b"XIPSEC-XSK-PLAINTEXT";
 const EXCHANGES: usize = 20;
-
-/// The MAC address of `interface` in `netns`, from `ip -o link`.
-fn mac_of(netns: &Netns, interface: &str) -> [u8; 6] {
-    let output = std::process::Command::new("ip")
-        .args(["-n", netns.name(), "-o", "link", "show", "dev", interface])
-        .output()
-        .expect("ip link");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mac = text
-        .split_whitespace()
-        .skip_while(|word| *word != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no MAC in {text}"));
-    let mut bytes = [0u8; 6];
-    for (byte, part) in bytes.iter_mut().zip(mac.split(':')) {
-        *byte = u8::from_str_radix(part, 16).expect("hex MAC");
-    }
-    bytes
-}
-
-/// Switches off transmit checksum offload on a host's veth. With it on, the kernel leaves the
-/// UDP checksum for the "hardware" to finish, veth never does, and AF_XDP hands the frame over
-/// as it is; the tunnel then carries a datagram that the far host's stack rightly drops. A real
-/// NIC's frames on the wire always carry finished checksums.
-fn finish_checksums_in_software(netns: &Netns, interface: &str) {
-    let status = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            netns.name(),
-            "ethtool",
-            "-K",
-            interface,
-            "tx",
-            "off",
-        ])
-        .output()
-        .expect("running ethtool (tools/setup installs it)");
-    assert!(
-        status.status.success(),
-        "ethtool -K {interface} tx off: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
 
 fn through_xsk_and_portable(test: &str, transport: Transport) {
     if !netns::can_run(test) {

@@ -428,3 +428,47 @@ pub fn traffic_class(frame: &[u8]) -> Option<u8> {
         _ => None,
     }
 }
+
+/// The MAC address of `interface` in `netns`, from `ip -o link`.
+pub fn mac_of(netns: &Netns, interface: &str) -> [u8; 6] {
+    let output = std::process::Command::new("ip")
+        .args(["-n", netns.name(), "-o", "link", "show", "dev", interface])
+        .output()
+        .expect("ip link");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mac = text
+        .split_whitespace()
+        .skip_while(|word| *word != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {text}"));
+    let mut bytes = [0u8; 6];
+    for (byte, part) in bytes.iter_mut().zip(mac.split(':')) {
+        *byte = u8::from_str_radix(part, 16).expect("hex MAC");
+    }
+    bytes
+}
+
+/// Switches off transmit checksum offload on a host's veth. With it on, the kernel leaves the
+/// UDP checksum for the "hardware" to finish, veth never does, and AF_XDP hands the frame over
+/// as it is; the tunnel then carries a datagram that the far host's stack rightly drops. A real
+/// NIC's frames on the wire always carry finished checksums.
+pub fn finish_checksums_in_software(netns: &Netns, interface: &str) {
+    let status = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns.name(),
+            "ethtool",
+            "-K",
+            interface,
+            "tx",
+            "off",
+        ])
+        .output()
+        .expect("running ethtool (tools/setup installs it)");
+    assert!(
+        status.status.success(),
+        "ethtool -K {interface} tx off: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
