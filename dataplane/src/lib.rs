@@ -13,3 +13,6 @@ pub mod esp;
 pub mod io;
 pub mod table;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;

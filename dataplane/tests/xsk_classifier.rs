@@ -7,7 +7,7 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use netns::{can_run, unique_prefix, Netns};
+use netns::{can_run, veth_pair};
 use xipsec_dataplane::io::xsk::{Descriptor, XskConfig, XskSocket};
 use xipsec_ebpf::{AttachMode, Classifier, ClassifierConfig};
 
@@ -55,30 +55,16 @@ fn esp_reaches_the_socket_and_ike_the_kernel() {
     if !can_run("esp_reaches_the_socket_and_ike_the_kernel") {
         return;
     }
-    let prefix = unique_prefix();
-    let a = Netns::new(format!("{prefix}-a"));
-    let b = Netns::new(format!("{prefix}-b"));
-    a.ip(&[
-        "link",
-        "add",
-        "xa",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "xb",
-        "netns",
-        b.name(),
-    ]);
+    let (a, b) = veth_pair("xa", "xb");
     a.ip(&["addr", "add", "10.99.0.1/24", "dev", "xa"]);
     b.ip(&["addr", "add", "10.99.0.2/24", "dev", "xb"]);
     a.ip(&["link", "set", "xa", "up"]);
     b.ip(&["link", "set", "xb", "up"]);
 
     let markers: Vec<Vec<u8>> = (0..5u8)
-        .map(|i| format!("esp-{prefix}-{i}").into_bytes())
+        .map(|i| format!("esp-{}-{i}", a.name()).into_bytes())
         .collect();
-    let ike_marker = format!("ike-{prefix}").into_bytes();
+    let ike_marker = format!("ike-{}", a.name()).into_bytes();
     let ready = AtomicBool::new(false);
     let done = AtomicBool::new(false);
 

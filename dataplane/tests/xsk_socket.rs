@@ -6,7 +6,7 @@ mod netns;
 
 use std::time::{Duration, Instant};
 
-use netns::{can_run, unique_prefix, Capture, Netns};
+use netns::{can_run, veth_pair, Capture};
 use xipsec_dataplane::io::xsk::{Descriptor, XskConfig, XskSocket};
 
 /// A locally administered EtherType-less test frame: broadcast destination, a local source
@@ -24,27 +24,13 @@ fn transmitted_frames_arrive_and_complete() {
     if !can_run("transmitted_frames_arrive_and_complete") {
         return;
     }
-    let prefix = unique_prefix();
-    let a = Netns::new(format!("{prefix}-a"));
-    let b = Netns::new(format!("{prefix}-b"));
-    a.ip(&[
-        "link",
-        "add",
-        "xa",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "xb",
-        "netns",
-        b.name(),
-    ]);
+    let (a, b) = veth_pair("xa", "xb");
     a.ip(&["link", "set", "xa", "up"]);
     b.ip(&["link", "set", "xb", "up"]);
     let capture = Capture::start(&b, "xb");
 
     let markers: Vec<Vec<u8>> = (0..8u8)
-        .map(|i| format!("xipsec-xsk-{prefix}-{i}").into_bytes())
+        .map(|i| format!("xipsec-xsk-{}-{i}", a.name()).into_bytes())
         .collect();
     let (sent, reclaimed, free_before) = a.run(|| {
         let config = XskConfig {

@@ -14,8 +14,6 @@ pub mod ecn;
 mod encap;
 pub mod esn;
 pub mod ip;
-#[cfg(test)]
-mod known_answers;
 mod natt;
 mod packet;
 pub mod replay;

@@ -472,3 +472,24 @@ pub fn finish_checksums_in_software(netns: &Netns, interface: &str) {
         String::from_utf8_lossy(&status.stderr)
     );
 }
+
+/// Two fresh namespaces joined by a veth pair: `a_end` in the first, `b_end` in the second,
+/// neither up yet.
+pub fn veth_pair(a_end: &str, b_end: &str) -> (Netns, Netns) {
+    let prefix = unique_prefix();
+    let a = Netns::new(format!("{prefix}-a"));
+    let b = Netns::new(format!("{prefix}-b"));
+    a.ip(&[
+        "link",
+        "add",
+        a_end,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_end,
+        "netns",
+        b.name(),
+    ]);
+    (a, b)
+}

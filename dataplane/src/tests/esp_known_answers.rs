@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use super::ip::{self, proto};
-use super::{
+use crate::esp::ip::{self, proto};
+use crate::esp::{
     CipherSuite, Decapsulator, Endpoints, InboundSa, Mode, OutboundSa, PacketBuf, SaParams, Verdict,
 };
 
