@@ -10,14 +10,22 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use netns::gateways::{deliver, gateway_in, host_socket, sas, RunningGateway, Transport};
+use netns::gateways::{
+    deliver, gateway_in, host_socket, keymat, sa_params, sas, RunningGateway, Transport,
+};
 use netns::{
     classify_wan_frame, finish_checksums_in_software, mac_of, Capture, Topology, WanFrame, HOST_A,
     HOST_B,
 };
 use xipsec_dataplane::esp::Decapsulator;
 use xipsec_dataplane::io::xsk::{XskConfig, XskSocket};
-use xipsec_dataplane::worker::{XskGateway, XskGatewayCounters, XskPort};
+use xipsec_dataplane::table::{
+    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
+    ANY_PORT,
+};
+use xipsec_dataplane::worker::{
+    SaSource, StaticSas, TableSas, XskGateway, XskGatewayCounters, XskPort,
+};
 use xipsec_ebpf::{AttachMode, Classifier, ClassifierConfig, IpNet};
 
 const SPI_A_TO_B: u32 = 0x0000_c0d1;
@@ -25,7 +33,52 @@ const SPI_B_TO_A: u32 = 0x0000_d0c1;
 const MARKER: &[u8] = b"XIPSEC-XSK-PLAINTEXT";
 const EXCHANGES: usize = 20;
 
-fn through_xsk_and_portable(test: &str, transport: Transport) {
+/// Where gateway A's SAs come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// Handed to the worker directly.
+    Static,
+    /// Installed in a shared table with a policy, as the control plane will.
+    Table,
+}
+
+/// A table file under /dev/shm of the test's own, removed on drop.
+struct TableFile(std::path::PathBuf);
+
+impl TableFile {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self(std::path::PathBuf::from(format!(
+            "/dev/shm/xipsec-xsk-test-{}-{n}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for TableFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs the gateway until `stop` (or 30 s), after saying it is ready.
+fn drive<S: SaSource>(
+    mut gateway: XskGateway<S>,
+    ready: &AtomicBool,
+    stop: &AtomicBool,
+) -> XskGateway<S> {
+    ready.store(true, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+        if gateway.run_once() == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    gateway
+}
+
+fn through_xsk_and_portable(test: &str, transport: Transport, source: Source) {
     if !netns::can_run(test) {
         return;
     }
@@ -71,33 +124,74 @@ fn through_xsk_and_portable(test: &str, transport: Transport) {
                 let wan_socket = XskSocket::bind("wan", 0, config).unwrap();
                 wan_classifier.register_xsk(0, &wan_socket).unwrap();
 
-                let (outbound, inbound) = sas(wan_a, wan_b, transport, SPI_A_TO_B, SPI_B_TO_A);
-                let mut gateway = XskGateway::new(
-                    XskPort {
-                        socket: lan_socket,
-                        mac: lan_mac,
-                        next_hop: lan_next_hop,
-                    },
-                    XskPort {
-                        socket: wan_socket,
-                        mac: wan_mac,
-                        next_hop: wan_next_hop,
-                    },
-                    outbound,
-                    inbound,
-                    Decapsulator::new(4500),
-                    32,
-                );
-                ready.store(true, Ordering::Release);
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                    if gateway.run_once() == 0 {
-                        std::thread::sleep(Duration::from_micros(200));
+                let lan = XskPort {
+                    socket: lan_socket,
+                    mac: lan_mac,
+                    next_hop: lan_next_hop,
+                };
+                let wan = XskPort {
+                    socket: wan_socket,
+                    mac: wan_mac,
+                    next_hop: wan_next_hop,
+                };
+                match source {
+                    Source::Static => {
+                        let (outbound, inbound) =
+                            sas(wan_a, wan_b, transport, SPI_A_TO_B, SPI_B_TO_A);
+                        let sas = StaticSas { outbound, inbound };
+                        let gateway = XskGateway::new(lan, wan, sas, Decapsulator::new(4500), 32);
+                        let gateway = drive(gateway, &ready, &stop);
+                        let drops: Vec<_> =
+                            gateway.sas().inbound.counters().drops.nonzero().collect();
+                        assert!(drops.is_empty(), "inbound SA drops: {drops:?}");
+                        gateway.counters()
+                    }
+                    Source::Table => {
+                        let table = TableFile::new();
+                        let mut writer = TableWriter::create(&table.0, 16).unwrap();
+                        let record = |direction, spi| SaRecord {
+                            direction,
+                            params: sa_params(wan_a, wan_b, transport, spi),
+                            keymat: Keymat::new(&keymat(spi as u8)).unwrap(),
+                            lifetimes: Lifetimes::default(),
+                            owner_worker: 0,
+                            installed_at: 0,
+                        };
+                        let out_slot = writer
+                            .install(&record(Direction::Outbound, SPI_A_TO_B))
+                            .unwrap();
+                        let in_slot = writer
+                            .install(&record(Direction::Inbound, SPI_B_TO_A))
+                            .unwrap();
+                        let prefix = |text: &str| {
+                            let (address, len) = text.split_once('/').unwrap();
+                            AddressRange::prefix(address.parse().unwrap(), len.parse().unwrap())
+                                .unwrap()
+                        };
+                        writer
+                            .set_policies(&[Policy {
+                                local: prefix("10.1.0.0/24"),
+                                remote: prefix("10.2.0.0/24"),
+                                protocol: None,
+                                local_ports: ANY_PORT,
+                                remote_ports: ANY_PORT,
+                                outbound: out_slot,
+                            }])
+                            .unwrap();
+                        let reader = TableReader::open(&table.0).unwrap();
+                        let sas = TableSas::new(&reader);
+                        let gateway = XskGateway::new(lan, wan, sas, Decapsulator::new(4500), 32);
+                        let counters = drive(gateway, &ready, &stop).counters();
+                        // The worker reported its traffic into the table, every batch.
+                        let sent = writer.status(out_slot).unwrap();
+                        let received = writer.status(in_slot).unwrap();
+                        assert!(sent.packets >= EXCHANGES as u64, "{sent:?}");
+                        assert!(received.packets >= EXCHANGES as u64, "{received:?}");
+                        assert_eq!(received.drops, 0, "{received:?}");
+                        assert!(received.replay_top >= EXCHANGES as u64, "{received:?}");
+                        counters
                     }
                 }
-                let drops: Vec<_> = gateway.inbound().counters().drops.nonzero().collect();
-                assert!(drops.is_empty(), "inbound SA drops: {drops:?}");
-                gateway.counters()
             })
         });
         while !ready.load(Ordering::Acquire) {
@@ -159,6 +253,16 @@ fn plain_esp_between_af_xdp_and_portable_gateways() {
     through_xsk_and_portable(
         "plain_esp_between_af_xdp_and_portable_gateways",
         Transport::RawEsp,
+        Source::Static,
+    );
+}
+
+#[test]
+fn sas_from_the_shared_table_between_af_xdp_and_portable_gateways() {
+    through_xsk_and_portable(
+        "sas_from_the_shared_table_between_af_xdp_and_portable_gateways",
+        Transport::NattUdp,
+        Source::Table,
     );
 }
 
@@ -167,5 +271,6 @@ fn natt_between_af_xdp_and_portable_gateways() {
     through_xsk_and_portable(
         "natt_between_af_xdp_and_portable_gateways",
         Transport::NattUdp,
+        Source::Static,
     );
 }

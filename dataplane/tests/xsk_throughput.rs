@@ -19,7 +19,7 @@ use netns::gateways::{sas, Transport};
 use netns::{mac_of, Netns, Topology};
 use xipsec_dataplane::esp::{ip, Decapsulator};
 use xipsec_dataplane::io::xsk::{Descriptor, XskConfig, XskSocket};
-use xipsec_dataplane::worker::{XskGateway, XskPort};
+use xipsec_dataplane::worker::{StaticSas, XskGateway, XskPort};
 use xipsec_ebpf::{AttachMode, Attachment, Classifier, ClassifierConfig, IpNet};
 
 const RUN: Duration = Duration::from_secs(3);
@@ -208,8 +208,7 @@ fn run(topology: &Topology, size: usize, esp: bool) -> Result {
                     let mut gateway = XskGateway::new(
                         lan,
                         wan,
-                        outbound,
-                        inbound,
+                        StaticSas { outbound, inbound },
                         Decapsulator::new(4500),
                         BATCH,
                     );

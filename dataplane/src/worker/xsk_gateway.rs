@@ -2,12 +2,14 @@
 //! through the WAN port; ESP from the WAN port is decapsulated and leaves through the LAN
 //! port. One thread, one queue per port, batches both ways, nothing allocated per packet.
 //!
-//! This first version takes one SA pair and static next-hop MAC addresses, as the benchmark
-//! topologies need; the SA table, the SPD and the FIB mirror take their place next. Each port
+//! SAs come from an [`SaSource`]: a fixed pair (benchmarks) or the shared table through the
+//! worker's cache and SPD mirror. Next hops are static MAC addresses for now; the FIB and
+//! neighbour mirror takes their place next. Each port
 //! has its own UMEM, so a forwarded packet is copied once into the other port's frame — a
 //! shared UMEM (`XDP_SHARED_UMEM`) would remove that copy.
 
-use crate::esp::{Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict};
+use super::SaSource;
+use crate::esp::{Decapsulator, PacketBuf, Verdict};
 use crate::io::xsk::{Descriptor, XskSocket};
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -40,6 +42,8 @@ pub struct XskGatewayCounters {
     pub control_plane: u64,
     /// Forwardable packets dropped for want of a free transmit frame or room in it.
     pub tx_dropped: u64,
+    /// Plaintext no policy covers (or whose SA is gone): dropped, never sent in the clear.
+    pub no_sa: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,33 +52,30 @@ enum Direction {
     WanToLan,
 }
 
-/// The gateway's state: both ports, the SA pair, and preallocated batch arrays.
+/// The gateway's state: both ports, where its SAs come from, and the receive-side state.
 #[derive(Debug)]
-pub struct XskGateway {
+pub struct XskGateway<S> {
     lan: XskPort,
     wan: XskPort,
-    outbound: OutboundSa,
-    inbound: InboundSa,
+    sas: S,
     decapsulator: Decapsulator,
     batch: usize,
     counters: XskGatewayCounters,
 }
 
-impl XskGateway {
+impl<S: SaSource> XskGateway<S> {
     /// `batch` is clamped to 1..=[`MAX_BATCH`]. `decapsulator` carries the NAT-T port.
     pub fn new(
         lan: XskPort,
         wan: XskPort,
-        outbound: OutboundSa,
-        inbound: InboundSa,
+        sas: S,
         decapsulator: Decapsulator,
         batch: usize,
     ) -> Self {
         Self {
             lan,
             wan,
-            outbound,
-            inbound,
+            sas,
             decapsulator,
             batch: batch.clamp(1, MAX_BATCH),
             counters: XskGatewayCounters::default(),
@@ -85,12 +86,9 @@ impl XskGateway {
         self.counters
     }
 
-    pub fn outbound(&self) -> &OutboundSa {
-        &self.outbound
-    }
-
-    pub fn inbound(&self) -> &InboundSa {
-        &self.inbound
+    /// Where the SAs come from, for their counters.
+    pub fn sas(&self) -> &S {
+        &self.sas
     }
 
     pub fn lan(&self) -> &XskPort {
@@ -103,7 +101,9 @@ impl XskGateway {
 
     /// One batch each way; returns how many frames were received. Never blocks.
     pub fn run_once(&mut self) -> usize {
-        self.forward(Direction::LanToWan) + self.forward(Direction::WanToLan)
+        let received = self.forward(Direction::LanToWan) + self.forward(Direction::WanToLan);
+        self.sas.end_batch();
+        received
     }
 
     fn forward(&mut self, direction: Direction) -> usize {
@@ -141,11 +141,17 @@ impl XskGateway {
                 continue;
             };
             let verdict = match direction {
-                Direction::LanToWan => match self.outbound.encap(&mut packet) {
-                    Ok(()) => Verdict::Forward,
-                    Err(reason) => Verdict::Drop(reason),
+                Direction::LanToWan => match self.sas.outbound_for(packet.data()) {
+                    Some(sa) => match sa.encap(&mut packet) {
+                        Ok(()) => Verdict::Forward,
+                        Err(reason) => Verdict::Drop(reason),
+                    },
+                    None => {
+                        self.counters.no_sa += 1;
+                        continue;
+                    }
                 },
-                Direction::WanToLan => self.decapsulator.decap(&mut self.inbound, &mut packet),
+                Direction::WanToLan => self.decapsulator.decap(self.sas.inbound(), &mut packet),
             };
             match verdict {
                 Verdict::Forward => {}

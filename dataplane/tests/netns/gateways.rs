@@ -31,6 +31,20 @@ pub fn keymat(direction: u8) -> Vec<u8> {
     (0..20u8).map(|i| i.wrapping_mul(29) ^ direction).collect()
 }
 
+/// The parameters of one SA between `local` and `remote` (AES-GCM-128, tunnel mode).
+pub fn sa_params(local: IpAddr, remote: IpAddr, transport: Transport, spi: u32) -> SaParams {
+    let endpoints = match (local, remote) {
+        (IpAddr::V4(local), IpAddr::V4(remote)) => Endpoints::V4 { local, remote },
+        (IpAddr::V6(local), IpAddr::V6(remote)) => Endpoints::V6 { local, remote },
+        _ => panic!("mixed families"),
+    };
+    let mut params = SaParams::tunnel(spi, CipherSuite::Aes128Gcm16, endpoints);
+    if transport == Transport::NattUdp {
+        params.udp_encap = Some(UdpEncap::NATT_DEFAULT);
+    }
+    params
+}
+
 /// The SAs of one gateway: outbound with `out_spi`, inbound with `in_spi`.
 pub fn sas(
     local: IpAddr,
@@ -39,18 +53,7 @@ pub fn sas(
     out_spi: u32,
     in_spi: u32,
 ) -> (OutboundSa, InboundSa) {
-    let endpoints = match (local, remote) {
-        (IpAddr::V4(local), IpAddr::V4(remote)) => Endpoints::V4 { local, remote },
-        (IpAddr::V6(local), IpAddr::V6(remote)) => Endpoints::V6 { local, remote },
-        _ => panic!("mixed families"),
-    };
-    let params = |spi| {
-        let mut params = SaParams::tunnel(spi, CipherSuite::Aes128Gcm16, endpoints);
-        if transport == Transport::NattUdp {
-            params.udp_encap = Some(UdpEncap::NATT_DEFAULT);
-        }
-        params
-    };
+    let params = |spi| sa_params(local, remote, transport, spi);
     (
         OutboundSa::new(params(out_spi), &keymat(out_spi as u8)).unwrap(),
         InboundSa::new(params(in_spi), &keymat(in_spi as u8)).unwrap(),
