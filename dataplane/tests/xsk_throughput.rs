@@ -273,7 +273,7 @@ fn esp_gateway_against_plain_forwarder() {
     let topology = Topology::new("192.0.2.1/24", "192.0.2.2/24");
     let _ = Netns::name;
     println!(
-        "| bytes | device | Mpps (wall) | M packets per CPU-second | sent | received at sink |"
+        "| bytes | device | Mpps (wall) | M packets per CPU-second | sent | arrived at the sink |"
     );
     println!("|---:|---|---:|---:|---:|---:|");
     let mut rows = Vec::new();
