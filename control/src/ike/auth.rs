@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use super::child::{self, ChildRequest};
-use super::established::Established;
+use super::established::{ChildSa, Established};
 use super::payloads::{first_error, one, optional};
 use super::protect;
 use super::psk::{psk_auth, verify};
@@ -226,8 +226,12 @@ impl ExpectAuthResponse {
                 Err(error) => Event::ChildSaFailed { error },
             },
         };
+        let first = match &child_event {
+            Event::ChildSaInstalled(c) => Some(ChildSa::from_installed(c)),
+            _ => None,
+        };
         ctx.events.push_back(child_event);
-        let next = Established::new(self.hs);
+        let next = Established::new(self.hs, now, first);
         (State::Established(Box::new(next)), Ok(()))
     }
 }
@@ -335,8 +339,12 @@ impl ExpectAuthRequest {
             return (fail(ctx, now, Some(e)), Ok(()));
         }
         ctx.events.push_back(established_event(ctx, &self.hs, idi));
+        let first = match &child_event {
+            Event::ChildSaInstalled(c) => Some(ChildSa::from_installed(c)),
+            _ => None,
+        };
         ctx.events.push_back(child_event);
-        let next = Established::new(self.hs);
+        let next = Established::new(self.hs, now, first);
         (State::Established(Box::new(next)), Ok(()))
     }
 }

@@ -47,6 +47,10 @@ pub struct IkeConfig {
     pub nonce_len: usize,
     /// How many INVALID_KE_PAYLOAD answers an initiator follows before giving up.
     pub max_invalid_ke_retries: u8,
+    /// Liveness checks (§2.4): when nothing authentic came from the peer for this long, an
+    /// established SA sends an empty INFORMATIONAL request; if its retransmissions give up the
+    /// peer is declared dead and the SA deleted. `None` (the default) sends none.
+    pub dpd_interval: Option<Duration>,
 }
 
 /// One IKE proposal: every combination of the listed transforms is acceptable. AEAD and
@@ -94,6 +98,10 @@ pub struct ChildConfig {
     pub remote_ts: Vec<TrafficSelector>,
     /// Transport mode only if both sides ask for it; otherwise tunnel.
     pub mode: Mode,
+    /// Perfect forward secrecy for Child SAs created or rekeyed with CREATE_CHILD_SA (§1.3,
+    /// §2.17): the key exchange method of the KE payload we send, and the one we require as
+    /// responder. `None`: no KE payload sent; a peer's is accepted if the method is supported.
+    pub pfs: Option<KeMethod>,
 }
 
 /// Which preference a responder follows (§2.7 lets it pick any acceptable proposal).
@@ -190,6 +198,7 @@ impl ChildConfig {
             proposals: vec![EspProposal::all()],
             local_ts: vec![TrafficSelector::ipv4_any()],
             remote_ts: vec![TrafficSelector::ipv4_any()],
+            pfs: None,
             mode: Mode::Tunnel,
         }
     }
@@ -222,6 +231,7 @@ impl IkeConfig {
             half_open_timeout: Duration::from_secs(30),
             nonce_len: 32,
             max_invalid_ke_retries: 2,
+            dpd_interval: None,
         }
     }
 
@@ -289,6 +299,12 @@ impl IkeConfig {
             }) {
                 return err(field, "only IPv4 and IPv6 address ranges are supported");
             }
+        }
+        if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
+            return err("child.pfs", "the key exchange method is not implemented");
+        }
+        if self.dpd_interval.is_some_and(|d| d.is_zero()) {
+            return err("dpd_interval", "must be positive");
         }
         if !(Nonce::MIN_LEN..=Nonce::MAX_LEN).contains(&self.nonce_len) {
             return err("nonce_len", "must be between 16 and 256 octets");

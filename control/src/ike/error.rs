@@ -91,7 +91,7 @@ pub enum Error {
         notify: NotifyType,
     },
     /// Something valid that this implementation does not do yet (cookies, EAP, certificates,
-    /// fragments, CREATE_CHILD_SA, INFORMATIONAL).
+    /// fragments).
     Unsupported {
         /// What it is.
         what: &'static str,
@@ -113,6 +113,20 @@ pub enum Error {
     Crypto(CryptoError),
     /// The SA has failed or closed and takes no more input.
     Closed,
+    /// A call that needs an established IKE SA was made before IKE_AUTH completed.
+    NotEstablished,
+    /// A request this side cannot take now (the Child SA to rekey is being deleted):
+    /// TEMPORARY_FAILURE (§2.25); the peer may retry later.
+    TemporaryFailure {
+        /// Why not now.
+        what: &'static str,
+    },
+    /// No Child SA of this IKE SA has this SPI (inbound SPI for calls, the peer's view in a
+    /// REKEY_SA): CHILD_SA_NOT_FOUND when the peer asked.
+    NoSuchChildSa {
+        /// The SPI.
+        spi: u32,
+    },
 }
 
 impl Error {
@@ -131,7 +145,12 @@ impl Error {
             | Error::Refused { .. }
             | Error::Unsupported { .. } => Fault::Incompatible,
             Error::Timeout { .. } | Error::HalfOpenTimeout => Fault::Network,
-            Error::Config(_) | Error::Crypto(_) | Error::Closed => Fault::Local,
+            Error::Config(_)
+            | Error::Crypto(_)
+            | Error::Closed
+            | Error::NotEstablished
+            | Error::TemporaryFailure { .. }
+            | Error::NoSuchChildSa { .. } => Fault::Local,
         }
     }
 
@@ -145,7 +164,10 @@ impl Error {
             Error::InvalidKePayload { .. } => Some(NotifyType::InvalidKePayload),
             Error::TsUnacceptable => Some(NotifyType::TsUnacceptable),
             Error::AuthenticationFailed { .. } => Some(NotifyType::AuthenticationFailed),
-            Error::Unexpected { .. }
+            Error::NoSuchChildSa { .. } => Some(NotifyType::ChildSaNotFound),
+            Error::TemporaryFailure { .. } => Some(NotifyType::TemporaryFailure),
+            Error::NotEstablished
+            | Error::Unexpected { .. }
             | Error::Undecryptable(_)
             | Error::Refused { .. }
             | Error::Unsupported { .. }
@@ -212,6 +234,9 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "configuration: {e}"),
             Error::Crypto(e) => write!(f, "local crypto failure: {e}"),
             Error::Closed => f.write_str("the IKE SA is closed"),
+            Error::TemporaryFailure { what } => write!(f, "temporary failure: {what}"),
+            Error::NotEstablished => f.write_str("the IKE SA is not established yet"),
+            Error::NoSuchChildSa { spi } => write!(f, "no Child SA with SPI {spi:08x}"),
         }
     }
 }

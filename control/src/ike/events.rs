@@ -27,6 +27,72 @@ pub enum Event {
         /// Why.
         reason: Error,
     },
+    /// A Child SA was rekeyed (CREATE_CHILD_SA with REKEY_SA, §1.3.3, §2.8): install `new`
+    /// beside the old pair. The old pair stays until its [`Event::ChildSaDeleted`] (with
+    /// [`DeleteReason::Rekeyed`]), which the initiator of the rekey asks for right after
+    /// (make-before-break).
+    ChildSaRekeyed(Box<ChildSaRekeyed>),
+    /// A Child SA is gone: remove its two ESP SAs.
+    ChildSaDeleted(ChildSaDeleted),
+    /// The established IKE SA is gone (deleted by either side, or the peer is dead); every
+    /// Child SA of it got its [`Event::ChildSaDeleted`] first. The SA takes no more input.
+    IkeSaDeleted(IkeSaDeleted),
+}
+
+/// A Child SA was rekeyed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChildSaRekeyed {
+    /// The old pair's inbound SPI.
+    pub old_inbound_spi: u32,
+    /// The old pair's outbound SPI.
+    pub old_outbound_spi: u32,
+    /// The new pair.
+    pub new: ChildSaInstalled,
+}
+
+/// Why a Child SA or the IKE SA was deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeleteReason {
+    /// We asked for it ([`super::IkeSa::delete_child`], [`super::IkeSa::delete`]).
+    Local,
+    /// The peer sent a Delete.
+    Peer,
+    /// A Child SA replaced by its rekeyed successor.
+    Rekeyed,
+    /// A Child SA created by the losing one of two simultaneous rekeys of the same Child SA
+    /// (the exchange with the lowest nonce, §2.8.1): a duplicate of the surviving successor.
+    Redundant,
+    /// A Child SA whose IKE SA is gone.
+    IkeSaGone,
+    /// The peer stopped answering: a request (a liveness check, say) got no response after
+    /// this many transmissions (§2.4).
+    DeadPeer {
+        /// How many times the last request was sent.
+        transmissions: u32,
+    },
+}
+
+/// A Child SA was deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChildSaDeleted {
+    /// Its inbound SPI.
+    pub inbound_spi: u32,
+    /// Its outbound SPI.
+    pub outbound_spi: u32,
+    /// Why.
+    pub reason: DeleteReason,
+}
+
+/// The IKE SA was deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IkeSaDeleted {
+    /// The IKE SA initiator's SPI.
+    pub spi_i: u64,
+    /// The IKE SA responder's SPI.
+    pub spi_r: u64,
+    /// Why.
+    pub reason: DeleteReason,
 }
 
 /// An IKE SA is established.

@@ -35,10 +35,16 @@
 //!   payload, §2.15), `nat.rs` (NAT detection hashes, §2.23), `protect.rs` (SK payloads),
 //!   `retransmit.rs` (§2.1 timers), [`events`](Event), [`error`](Error).
 //!
+//! # After IKE_AUTH
+//! `established.rs` keeps the Child SAs and the queue of our requests (one outstanding at a
+//! time, §2.3 window of 1); `informational.rs` (INFORMATIONAL: liveness, Delete, §1.4, §1.5,
+//! §2.4) and `create_child.rs` (CREATE_CHILD_SA: a new Child SA and the Child SA rekey,
+//! §1.3.1–§1.3.3, §2.8, §2.17) build and answer those exchanges.
+//!
 //! # Not yet here
-//! CREATE_CHILD_SA, INFORMATIONAL (delete, liveness), cookies, the switch to port 4500,
-//! fragmentation, certificates and EAP. Requests of those exchanges are dropped with
-//! [`Error::Unsupported`].
+//! IKE SA rekey (and its collisions, §2.8.2), the retry after INVALID_KE_PAYLOAD or
+//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, cookies, the switch
+//! to port 4500, fragmentation, certificates and EAP.
 // The discipline of the wire codec and the crypto suite: nothing here may panic on input.
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -59,10 +65,12 @@
 mod auth;
 mod child;
 mod config;
+mod create_child;
 mod error;
 mod established;
 mod events;
 mod identity;
+mod informational;
 mod nat;
 mod payloads;
 mod proposal;
@@ -78,7 +86,8 @@ pub use config::{
 };
 pub use error::{ConfigError, Error, Fault};
 pub use events::{
-    AuthenticationFailed, ChildSaInstalled, Event, IkeSaEstablished, NatStatus, Side,
+    AuthenticationFailed, ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, DeleteReason, Event,
+    IkeSaDeleted, IkeSaEstablished, NatStatus, Side,
 };
 pub use identity::Identity;
 pub use nat::nat_detection_hash;

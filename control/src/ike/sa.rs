@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::auth::{ExpectAuthRequest, ExpectAuthResponse};
-use super::established::Established;
+use super::established::{Established, Op};
 use super::retransmit::{deadline, Expiry, Retransmit};
 use super::sa_init::{self, ExpectSaInitResponse};
-use super::{Error, Event, IkeConfig};
+use super::{DeleteReason, Error, Event, IkeConfig};
 use crate::crypto::{CryptoError, Rng, Role};
 use crate::wire::{ExchangeType, Flags, Header, Message, Notify, Payload};
 
@@ -74,7 +74,26 @@ pub(crate) struct Context {
     /// The Message ID the peer's next request must carry.
     pub next_peer_request_id: u32,
     /// The last response we sent, for a retransmitted request (§2.1).
-    pub last_response: Option<(u32, Vec<u8>)>,
+    pub last_response: Option<CachedResponse>,
+    /// Digest of the request being handled now, kept with its response (§2.1).
+    pub request_digest: [u8; 32],
+}
+
+/// The last response sent, for answering a retransmission of its request (§2.1). Only a copy
+/// of the same request, byte for byte, gets it again: a corrupted or forged datagram that merely
+/// reuses the Message ID must not make us send anything (strongSwan keeps a hash the same way).
+#[derive(Clone)]
+pub(crate) struct CachedResponse {
+    pub message_id: u32,
+    pub request_digest: [u8; 32],
+    pub bytes: Vec<u8>,
+}
+
+/// SHA-256 of a datagram: enough to recognise a retransmission without keeping it.
+pub(crate) fn digest(datagram: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, datagram).as_ref());
+    out
 }
 
 impl core::fmt::Debug for Context {
@@ -126,10 +145,14 @@ impl Context {
         self.next_request_id = message_id.saturating_add(1);
     }
 
-    /// Sends a response and keeps it for retransmitted requests.
+    /// Sends a response and keeps it for retransmissions of the request being handled.
     pub fn send_response(&mut self, message_id: u32, bytes: Vec<u8>) {
         self.transmits.push_back(self.transmit(bytes.clone()));
-        self.last_response = Some((message_id, bytes));
+        self.last_response = Some(CachedResponse {
+            message_id,
+            request_digest: self.request_digest,
+            bytes,
+        });
         self.next_peer_request_id = message_id.saturating_add(1);
     }
 
@@ -266,6 +289,7 @@ impl IkeSa {
         }
         let mut ctx = Context::new(config, rng, Role::Responder);
         ctx.spi_i = header.initiator_spi;
+        ctx.request_digest = digest(datagram);
         let outcome = Message::decode(datagram)
             .map_err(Error::from)
             .and_then(|message| sa_init::respond(&mut ctx, now, datagram, &message));
@@ -291,7 +315,8 @@ impl IkeSa {
     ///
     /// `Err` means the datagram was dropped and changed nothing (count it; [`Error::fault`]
     /// says whom to blame). A datagram that ends the SA returns `Ok` and queues an
-    /// [`Event::Failed`] or [`Event::AuthenticationFailed`].
+    /// [`Event::Failed`] or [`Event::AuthenticationFailed`] (during the handshake) or
+    /// [`Event::IkeSaDeleted`] (after it).
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
         self.ctx.stats.datagrams_in = self.ctx.stats.datagrams_in.saturating_add(1);
         let result = self.handle_inner(now, datagram);
@@ -334,14 +359,20 @@ impl IkeSa {
             }
         } else {
             // §2.1: a retransmitted request is answered from the cache, not processed again.
-            if let Some((id, bytes)) = &ctx.last_response {
-                if *id == header.message_id {
-                    let t = ctx.transmit(bytes.clone());
+            if let Some(cached) = &ctx.last_response {
+                if cached.message_id == header.message_id {
+                    if cached.request_digest != digest(datagram) {
+                        return Err(Error::Unexpected {
+                            what: "a request reusing the last Message ID with other content",
+                        });
+                    }
+                    let t = ctx.transmit(cached.bytes.clone());
                     ctx.transmits.push_back(t);
                     ctx.stats.responses_resent = ctx.stats.responses_resent.saturating_add(1);
                     return Ok(());
                 }
             }
+            ctx.request_digest = digest(datagram);
             if header.message_id != ctx.next_peer_request_id {
                 return Err(Error::Unexpected {
                     what: "a request with a Message ID outside the window",
@@ -372,12 +403,14 @@ impl IkeSa {
     }
 
     /// When [`IkeSa::handle_timeout`] must be called next (a retransmission, a half-open SA
-    /// expiring, a cached response expiring), or `None` if no timer runs. Ask again after every
+    /// expiring, a liveness check due, a cached response expiring), or `None` if no timer
+    /// runs. Ask again after every
     /// call that changes the SA.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let request = self.ctx.request.as_ref().map(Retransmit::deadline);
         let state = match &self.state {
             State::ExpectAuthRequest(s) => Some(s.deadline),
+            State::Established(s) => s.liveness_deadline(&self.ctx),
             State::Failed(f) => f.until,
             _ => None,
         };
@@ -388,8 +421,11 @@ impl IkeSa {
     }
 
     /// Lets timers that are due at `now` fire: retransmits the outstanding request, gives up on
-    /// it ([`Event::Failed`] with [`Error::Timeout`]), expires a half-open SA, forgets a failed
-    /// SA's cached response. Harmless when nothing is due.
+    /// it ([`Event::Failed`] with [`Error::Timeout`] during the handshake; on an established
+    /// SA the peer is dead: [`Event::ChildSaDeleted`] for each Child SA, then
+    /// [`Event::IkeSaDeleted`], both with [`DeleteReason::DeadPeer`]), sends a liveness check
+    /// (`IkeConfig::dpd_interval`), expires a half-open SA, forgets a failed SA's cached
+    /// response. Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let ctx = &mut self.ctx;
         if let Some(request) = ctx.request.as_mut() {
@@ -402,7 +438,14 @@ impl IkeSa {
                     ctx.stats.retransmissions = ctx.stats.retransmissions.saturating_add(1);
                 }
                 Expiry::GiveUp { transmissions } => {
-                    self.state = fail(ctx, now, Some(Error::Timeout { transmissions }));
+                    self.state = match &mut self.state {
+                        // §2.4: the peer is dead; everything of this IKE SA goes.
+                        State::Established(s) => {
+                            s.close(ctx, DeleteReason::DeadPeer { transmissions });
+                            fail(ctx, now, None)
+                        }
+                        _ => fail(ctx, now, Some(Error::Timeout { transmissions })),
+                    };
                     return;
                 }
             }
@@ -411,11 +454,91 @@ impl IkeSa {
             State::ExpectAuthRequest(s) if now >= s.deadline => {
                 self.state = fail(ctx, now, Some(Error::HalfOpenTimeout));
             }
+            State::Established(s) if s.liveness_deadline(ctx).is_some_and(|t| now >= t) => {
+                s.enqueue(ctx, now, Op::Liveness);
+            }
             State::Failed(f) if f.until.is_some_and(|t| now >= t) => {
                 f.until = None;
                 ctx.last_response = None;
             }
             _ => {}
+        }
+    }
+
+    /// Deletes the Child SA whose inbound SPI is `inbound_spi` (§1.4.1): sends an INFORMATIONAL
+    /// Delete (after any request already outstanding) and reports [`Event::ChildSaDeleted`]
+    /// when the peer has answered. Call the `poll_*` methods afterwards.
+    pub fn delete_child(&mut self, now: Instant, inbound_spi: u32) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        if s.child(inbound_spi).is_none() || s.deleting(inbound_spi) {
+            return Err(Error::NoSuchChildSa { spi: inbound_spi });
+        }
+        s.enqueue(
+            ctx,
+            now,
+            Op::DeleteChildren {
+                spis: vec![inbound_spi],
+                reason: DeleteReason::Local,
+            },
+        );
+        Ok(())
+    }
+
+    /// Deletes the IKE SA and its Child SAs (§1.4.1): sends an INFORMATIONAL Delete as soon as
+    /// no other request is outstanding (anything queued is dropped), then reports
+    /// [`Event::ChildSaDeleted`] for each Child SA and [`Event::IkeSaDeleted`] when the peer has
+    /// answered or the retransmissions gave up.
+    pub fn delete(&mut self, now: Instant) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        s.enqueue(ctx, now, Op::DeleteIke);
+        Ok(())
+    }
+
+    /// Rekeys the Child SA whose inbound SPI is `inbound_spi` (CREATE_CHILD_SA with REKEY_SA,
+    /// §1.3.3, §2.8): reports [`Event::ChildSaRekeyed`] when the new pair is up, then deletes
+    /// the old pair ([`Event::ChildSaDeleted`] with [`DeleteReason::Rekeyed`]). A refusal is
+    /// an [`Event::ChildSaFailed`] and the old pair stays.
+    pub fn rekey_child(&mut self, now: Instant, inbound_spi: u32) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        if s.child(inbound_spi).is_none() || s.deleting(inbound_spi) {
+            return Err(Error::NoSuchChildSa { spi: inbound_spi });
+        }
+        s.enqueue(
+            ctx,
+            now,
+            Op::CreateChild {
+                rekey: Some(inbound_spi),
+            },
+        );
+        Ok(())
+    }
+
+    /// Creates another Child SA with the configured proposals, selectors and mode
+    /// (CREATE_CHILD_SA, §1.3.1): reports [`Event::ChildSaInstalled`] or
+    /// [`Event::ChildSaFailed`].
+    pub fn create_child(&mut self, now: Instant) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        s.enqueue(ctx, now, Op::CreateChild { rekey: None });
+        Ok(())
+    }
+
+    /// The Child SAs of this IKE SA as `(inbound SPI, outbound SPI)`, oldest first.
+    pub fn child_sas(&self) -> Vec<(u32, u32)> {
+        match &self.state {
+            State::Established(s) => s
+                .children
+                .iter()
+                .map(|c| (c.inbound_spi, c.outbound_spi))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn established(&mut self) -> Result<(&mut Established, &mut Context), Error> {
+        match &mut self.state {
+            State::Established(s) => Ok((s, &mut self.ctx)),
+            State::Failed(_) => Err(Error::Closed),
+            _ => Err(Error::NotEstablished),
         }
     }
 
@@ -471,6 +594,7 @@ impl Context {
             next_request_id: 0,
             next_peer_request_id: 0,
             last_response: None,
+            request_digest: [0; 32],
         }
     }
 }

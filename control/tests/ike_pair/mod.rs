@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use xipsec_control::crypto::{CryptoError, Rng};
 use xipsec_control::ike::{
-    ChildSaInstalled, Error, Event, Identity, IkeConfig, IkeSa, IkeSaEstablished, Psk,
-    RetransmitConfig,
+    ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, Error, Event, Identity, IkeConfig, IkeSa,
+    IkeSaDeleted, IkeSaEstablished, Psk, RetransmitConfig,
 };
 use xipsec_control::wire::Header;
 
@@ -445,5 +445,94 @@ impl Pair {
         assert_eq!(i.local_ts, r.remote_ts);
         assert_eq!(i.remote_ts, r.local_ts);
         (i, r)
+    }
+}
+
+/// Asserts that two Child SAs installed by the two sides mirror each other: SPIs and keys
+/// crosswise, same suite, ESN and mode, selectors crosswise.
+pub fn assert_mirror(i: &ChildSaInstalled, r: &ChildSaInstalled) {
+    assert_eq!(i.inbound_spi, r.outbound_spi);
+    assert_eq!(i.outbound_spi, r.inbound_spi);
+    assert_ne!(i.inbound_spi, i.outbound_spi);
+    assert_eq!(i.inbound_keymat, r.outbound_keymat);
+    assert_eq!(i.outbound_keymat, r.inbound_keymat);
+    assert_ne!(i.inbound_keymat, i.outbound_keymat);
+    assert_eq!(i.inbound_keymat.len(), i.suite.keymat_len());
+    assert_eq!((i.suite, i.esn, i.mode), (r.suite, r.esn, r.mode));
+    assert_eq!(i.local_ts, r.remote_ts);
+    assert_eq!(i.remote_ts, r.local_ts);
+}
+
+/// Helpers for the exchanges after IKE_AUTH.
+impl Pair {
+    /// The SA of one side.
+    pub fn sa(&mut self, side: Side) -> &mut IkeSa {
+        match side {
+            Side::Initiator => &mut self.initiator,
+            Side::Responder => self.responder.as_mut().expect("no responder SA"),
+        }
+    }
+
+    /// Runs until both sides installed their first Child SA (works with liveness timers
+    /// armed, unlike [`Pair::drive`]).
+    pub fn establish(&mut self) {
+        self.drive_until(|p| {
+            p.installed(Side::Initiator).len() == 1 && p.installed(Side::Responder).len() == 1
+        });
+    }
+
+    /// Processes everything due up to `now + d`, then sets the clock there.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        for _ in 0..100_000 {
+            self.flush();
+            match self.next_timer() {
+                Some(t) if t <= until => {
+                    self.step();
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+        panic!("run_for never reached its end");
+    }
+
+    pub fn rekeyed(&self, side: Side) -> Vec<&ChildSaRekeyed> {
+        self.events(side)
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaRekeyed(c) => Some(&**c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn deleted(&self, side: Side) -> Vec<ChildSaDeleted> {
+        self.events(side)
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaDeleted(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn ike_deleted(&self, side: Side) -> Option<IkeSaDeleted> {
+        self.events(side).iter().find_map(|e| match e {
+            Event::IkeSaDeleted(d) => Some(*d),
+            _ => None,
+        })
+    }
+
+    pub fn child_failures(&self, side: Side) -> Vec<&Error> {
+        self.events(side)
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaFailed { error } => Some(error),
+                _ => None,
+            })
+            .collect()
     }
 }
