@@ -5,10 +5,13 @@
 //!
 //! - [`wire`]: the IKEv2 message codec (RFC 7296 §3, RFC 7383 fragments): strict, bounds-checked
 //!   decoding and byte-exact encoding of the header and every payload.
+//! - [`config`]: the TOML configuration file (`docs/config.md`): typed, validated, with errors
+//!   that name the file, line, column and key.
 //! - [`crypto`]: the IKEv2 crypto suite (RFC 7296 §2.13–2.18, §3.14): PRFs and `prf+`, the key
 //!   schedule, key exchange (groups 14, 15, 19, 20, 21, 31) and the Encrypted payload.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod crypto;
 pub mod ike;
 pub mod wire;

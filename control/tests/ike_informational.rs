@@ -361,7 +361,10 @@ fn corrupted_messages_after_ike_auth_are_dropped() {
     // fields, or a response whose R flag was flipped) gets nothing.
     let resent =
         pair.initiator.stats().responses_resent + pair.responder().stats().responses_resent;
-    assert_eq!(resent, 0, "a corrupted datagram made us send the cached response");
+    assert_eq!(
+        resent, 0,
+        "a corrupted datagram made us send the cached response"
+    );
     assert_eq!(dropped, total, "{dropped} of {total} dropped");
     while pair.initiator.poll_event().is_some() {}
     assert_eq!(
