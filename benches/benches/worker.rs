@@ -1,0 +1,183 @@
+//! The worker's per-packet path without the kernel: SAs straight from the caller against SAs
+//! found through the shared table (SPD mirror, SA cache, one version load per packet), batch in,
+//! batch out, in the same run. `cargo bench -p xipsec-benches --bench worker`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use xipsec_benches::{inner_packet, keymat, params, BATCH};
+use xipsec_dataplane::esp::{
+    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
+};
+use xipsec_dataplane::table::{
+    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
+    ANY_PORT,
+};
+use xipsec_dataplane::worker::{flow_of, SaSource, TableSas};
+
+const SIZES: [usize; 2] = [64, 1420];
+
+/// A table under /dev/shm with our outbound SA, the peer's inbound SA and one policy; removed
+/// when dropped.
+struct BenchTable {
+    path: std::path::PathBuf,
+    /// Held for the table's lifetime: the writer's lock marks the table as in use.
+    _writer: TableWriter,
+}
+
+impl BenchTable {
+    fn new() -> Self {
+        let path =
+            std::path::PathBuf::from(format!("/dev/shm/xipsec-bench-{}", std::process::id()));
+        let mut writer = TableWriter::create(&path, 1024).expect("table");
+        let record = |direction| SaRecord {
+            direction,
+            params: params(),
+            keymat: Keymat::new(&keymat()).expect("keymat"),
+            lifetimes: Lifetimes::default(),
+            owner_worker: 0,
+            installed_at: 0,
+        };
+        // Some other SAs first, so the lookups do not hit slot 0 by luck.
+        for spi in 0x2000..0x2040u32 {
+            let mut other = record(Direction::Inbound);
+            other.params.spi = spi;
+            writer.install(&other).expect("install");
+        }
+        let outbound = writer
+            .install(&record(Direction::Outbound))
+            .expect("install");
+        writer
+            .install(&record(Direction::Inbound))
+            .expect("install");
+        let everything = |address: &str| AddressRange::prefix(address.parse().unwrap(), 0).unwrap();
+        writer
+            .set_policies(&[Policy {
+                local: everything("0.0.0.0"),
+                remote: everything("0.0.0.0"),
+                protocol: None,
+                local_ports: ANY_PORT,
+                remote_ports: ANY_PORT,
+                outbound,
+            }])
+            .expect("policy");
+        Self {
+            path,
+            _writer: writer,
+        }
+    }
+}
+
+impl Drop for BenchTable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn frames(packet: &[u8]) -> Vec<Vec<u8>> {
+    (0..BATCH)
+        .map(|_| {
+            let mut frame = vec![0u8; ENCAP_HEADROOM + packet.len() + ENCAP_TAILROOM];
+            frame[ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len()].copy_from_slice(packet);
+            frame
+        })
+        .collect()
+}
+
+fn encap(c: &mut Criterion) {
+    let table = BenchTable::new();
+    let reader = TableReader::open(&table.path).expect("reader");
+    let mut group = c.benchmark_group("worker_encap");
+    for len in SIZES {
+        group.throughput(Throughput::Elements(BATCH as u64));
+        let inner = inner_packet(len);
+        let mut direct = OutboundSa::new(params(), &keymat()).expect("SA");
+        let mut via_table = TableSas::new(&reader);
+        group.bench_function(BenchmarkId::new("direct", len), |b| {
+            let mut frames = frames(&inner);
+            b.iter(|| {
+                for frame in frames.iter_mut() {
+                    frame[ENCAP_HEADROOM..ENCAP_HEADROOM + 20].copy_from_slice(&inner[..20]);
+                    let mut buf = PacketBuf::new(frame, ENCAP_HEADROOM, len).expect("window");
+                    black_box(direct.encap(&mut buf).is_ok());
+                }
+            })
+        });
+        group.bench_function(BenchmarkId::new("via_table", len), |b| {
+            let mut frames = frames(&inner);
+            b.iter(|| {
+                for frame in frames.iter_mut() {
+                    frame[ENCAP_HEADROOM..ENCAP_HEADROOM + 20].copy_from_slice(&inner[..20]);
+                    let mut buf = PacketBuf::new(frame, ENCAP_HEADROOM, len).expect("window");
+                    let ok = match via_table.outbound_for(buf.data()) {
+                        Some(sa) => sa.encap(&mut buf).is_ok(),
+                        None => false,
+                    };
+                    black_box(ok);
+                }
+                via_table.end_batch();
+            })
+        });
+        assert!(flow_of(&inner).is_some());
+    }
+    group.finish();
+}
+
+fn decap(c: &mut Criterion) {
+    let table = BenchTable::new();
+    let reader = TableReader::open(&table.path).expect("reader");
+    let mut group = c.benchmark_group("worker_decap");
+    // One sender for every size: the table keeps the receiver's replay state across them, as it
+    // would across worker restarts, so sequence numbers must keep rising.
+    let mut sender = OutboundSa::new(params(), &keymat()).expect("SA");
+    for len in SIZES {
+        group.throughput(Throughput::Elements(BATCH as u64));
+        let inner = inner_packet(len);
+        let mut fresh = || {
+            let mut frames = frames(&inner);
+            let mut windows = Vec::with_capacity(BATCH);
+            for frame in frames.iter_mut() {
+                let mut buf = PacketBuf::new(frame, ENCAP_HEADROOM, len).expect("window");
+                sender.encap(&mut buf).expect("encap");
+                windows.push((buf.offset(), buf.len()));
+            }
+            (frames, windows)
+        };
+        let mut direct = InboundSa::new(params(), &keymat()).expect("SA");
+        let mut via_table = TableSas::new(&reader);
+        let mut decapsulator = Decapsulator::default();
+        let mut verdicts = [Verdict::Forward; BATCH];
+        for (name, use_table) in [("direct", false), ("via_table", true)] {
+            group.bench_function(BenchmarkId::new(name, len), |b| {
+                b.iter_batched_ref(
+                    &mut fresh,
+                    |(frames, windows)| {
+                        let mut bufs: Vec<PacketBuf<'_>> = frames
+                            .iter_mut()
+                            .zip(windows.iter())
+                            .map(|(f, &(start, len))| PacketBuf::new(f, start, len).unwrap())
+                            .collect();
+                        if use_table {
+                            decapsulator.decap_batch(via_table.inbound(), &mut bufs, &mut verdicts);
+                            via_table.end_batch();
+                        } else {
+                            decapsulator.decap_batch(&mut direct, &mut bufs, &mut verdicts);
+                        }
+                        assert!(verdicts.iter().all(|v| v.is_forward()));
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = encap, decap
+}
+criterion_main!(benches);
