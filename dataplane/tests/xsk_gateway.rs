@@ -78,15 +78,24 @@ fn drive<S: SaSource>(
     gateway
 }
 
-fn through_xsk_and_portable(test: &str, transport: Transport, source: Source) {
+/// The gateways' WAN addresses, with prefix length.
+const WAN_V4: (&str, &str) = ("192.0.2.1/24", "192.0.2.2/24");
+const WAN_V6: (&str, &str) = ("2001:db8:ffff::1/64", "2001:db8:ffff::2/64");
+
+fn through_xsk_and_portable(
+    test: &str,
+    (wan_a, wan_b): (&str, &str),
+    transport: Transport,
+    source: Source,
+) {
     if !netns::can_run(test) {
         return;
     }
-    let topology = Topology::new("192.0.2.1/24", "192.0.2.2/24");
+    let topology = Topology::new(wan_a, wan_b);
     finish_checksums_in_software(&topology.host_a, "eth0");
     finish_checksums_in_software(&topology.host_b, "eth0");
-    let (wan_a, wan_b): (IpAddr, IpAddr) =
-        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let address = |cidr: &str| -> IpAddr { cidr.split('/').next().unwrap().parse().unwrap() };
+    let (wan_a, wan_b) = (address(wan_a), address(wan_b));
     let capture = Capture::start(&topology.gw_b, "wan");
 
     let portable = gateway_in(
@@ -252,6 +261,7 @@ fn through_xsk_and_portable(test: &str, transport: Transport, source: Source) {
 fn plain_esp_between_af_xdp_and_portable_gateways() {
     through_xsk_and_portable(
         "plain_esp_between_af_xdp_and_portable_gateways",
+        WAN_V4,
         Transport::RawEsp,
         Source::Static,
     );
@@ -261,6 +271,7 @@ fn plain_esp_between_af_xdp_and_portable_gateways() {
 fn sas_from_the_shared_table_between_af_xdp_and_portable_gateways() {
     through_xsk_and_portable(
         "sas_from_the_shared_table_between_af_xdp_and_portable_gateways",
+        WAN_V4,
         Transport::NattUdp,
         Source::Table,
     );
@@ -270,6 +281,27 @@ fn sas_from_the_shared_table_between_af_xdp_and_portable_gateways() {
 fn natt_between_af_xdp_and_portable_gateways() {
     through_xsk_and_portable(
         "natt_between_af_xdp_and_portable_gateways",
+        WAN_V4,
+        Transport::NattUdp,
+        Source::Static,
+    );
+}
+
+#[test]
+fn plain_esp_over_ipv6_between_af_xdp_and_portable_gateways() {
+    through_xsk_and_portable(
+        "plain_esp_over_ipv6_between_af_xdp_and_portable_gateways",
+        WAN_V6,
+        Transport::RawEsp,
+        Source::Static,
+    );
+}
+
+#[test]
+fn natt_over_ipv6_between_af_xdp_and_portable_gateways() {
+    through_xsk_and_portable(
+        "natt_over_ipv6_between_af_xdp_and_portable_gateways",
+        WAN_V6,
         Transport::NattUdp,
         Source::Static,
     );
