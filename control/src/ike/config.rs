@@ -47,6 +47,8 @@ pub struct IkeConfig {
     pub nonce_len: usize,
     /// How many INVALID_KE_PAYLOAD answers an initiator follows before giving up.
     pub max_invalid_ke_retries: u8,
+    /// How many COOKIE answers (§2.6) an initiator follows before giving up.
+    pub max_cookie_retries: u8,
     /// Liveness checks (§2.4): when nothing authentic came from the peer for this long, an
     /// established SA sends an empty INFORMATIONAL request; if its retransmissions give up the
     /// peer is declared dead and the SA deleted. `None` (the default) sends none.
@@ -231,6 +233,7 @@ impl IkeConfig {
             half_open_timeout: Duration::from_secs(30),
             nonce_len: 32,
             max_invalid_ke_retries: 2,
+            max_cookie_retries: 3,
             dpd_interval: None,
         }
     }

@@ -385,17 +385,7 @@ pub(crate) fn respond(
             Ok(())
         }
         Err(error) => {
-            let notify = match &error {
-                Error::InvalidKePayload { wanted } => Notify::invalid_ke_payload(*wanted),
-                e => Notify::new(
-                    e.notify_type().unwrap_or(if e.fault() == Fault::Local {
-                        NotifyType::TemporaryFailure
-                    } else {
-                        NotifyType::NoProposalChosen
-                    }),
-                    Vec::new(),
-                ),
-            };
+            let notify = error_notify(&error);
             sa.send_response(
                 ctx,
                 ExchangeType::CreateChildSa,
@@ -408,12 +398,32 @@ pub(crate) fn respond(
     }
 }
 
+/// The notification that refuses a CREATE_CHILD_SA request for `error`.
+pub(crate) fn error_notify(error: &Error) -> Notify {
+    match error {
+        Error::InvalidKePayload { wanted } => Notify::invalid_ke_payload(*wanted),
+        e => Notify::new(
+            e.notify_type().unwrap_or(if e.fault() == Fault::Local {
+                NotifyType::TemporaryFailure
+            } else {
+                NotifyType::NoProposalChosen
+            }),
+            Vec::new(),
+        ),
+    }
+}
+
 /// The response payloads, the inbound SPI of the Child SA being rekeyed (if any), the new
 /// pair and the lower of the two nonces.
 type Answer = (Vec<Payload>, Option<u32>, ChildSaInstalled, Vec<u8>);
 
 /// The answer to a CREATE_CHILD_SA request, or why it is refused.
 fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<Answer, Error> {
+    if sa.retired {
+        return Err(Error::TemporaryFailure {
+            what: "this IKE SA was rekeyed: Child SAs go to its successor",
+        });
+    }
     let old = match notify(request, NotifyType::RekeySa) {
         None => None,
         Some(n) => {

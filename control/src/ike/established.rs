@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::create_child::{self, ChildExchange};
 use super::informational;
 use super::protect;
+use super::rekey_ike::{self, IkeRekeyExchange};
 use super::retransmit::deadline;
 use super::sa::{Context, State, Step};
 use super::sa_init::Handshake;
@@ -18,7 +19,7 @@ use super::{
     ChildSaDeleted, ChildSaInstalled, DeleteReason, Error, EspSuite, Event, IkeSaDeleted, Mode,
 };
 use crate::crypto::{IkeSaKeys, IkeSuite, SkCipher};
-use crate::wire::{ExchangeType, Message, Notify, NotifyType, Payload, TrafficSelector};
+use crate::wire::{ExchangeType, KeMethod, Message, Notify, NotifyType, Payload, TrafficSelector};
 
 /// One Child SA as this IKE SA remembers it (the keys went to the daemon).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub(crate) enum Op {
     DeleteIke,
     /// CREATE_CHILD_SA: a new Child SA (`None`) or the rekey of this one (inbound SPI).
     CreateChild { rekey: Option<u32> },
+    /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2, §2.18).
+    RekeyIke,
 }
 
 /// What our outstanding request was, to interpret its response.
@@ -81,6 +84,7 @@ pub(crate) enum Outstanding {
     },
     DeleteIke,
     CreateChild(Box<ChildExchange>),
+    RekeyIke(Box<IkeRekeyExchange>),
 }
 
 /// An established IKE SA.
@@ -102,6 +106,10 @@ pub(crate) struct Established {
     pub outstanding: Option<Outstanding>,
     /// Our requests not sent yet.
     pub queue: VecDeque<Op>,
+    /// The negotiated key exchange method (an IKE SA rekey uses it again).
+    pub ke: KeMethod,
+    /// Rekeyed: the Child SAs moved to the successor, only the Delete of this SA is left.
+    pub retired: bool,
 }
 
 impl Established {
@@ -115,6 +123,8 @@ impl Established {
             last_received: now,
             outstanding: None,
             queue: VecDeque::new(),
+            ke: hs.choice.ke,
+            retired: false,
         }
     }
 
@@ -243,6 +253,13 @@ impl Established {
                 }
                 Op::CreateChild { rekey } => create_child::request(self, ctx, now, rekey)
                     .map(|x| Some(Outstanding::CreateChild(Box::new(x)))),
+                Op::RekeyIke => match rekey_ike::request(self, ctx, now) {
+                    Ok(x) => Ok(Some(Outstanding::RekeyIke(Box::new(x)))),
+                    Err(error) => {
+                        ctx.events.push_back(Event::IkeSaRekeyFailed { error });
+                        Ok(None)
+                    }
+                },
             };
             match started {
                 Ok(outstanding) => self.outstanding = outstanding,
@@ -308,7 +325,9 @@ impl Established {
         };
         if response {
             let expected = match self.outstanding {
-                Some(Outstanding::CreateChild(_)) => ExchangeType::CreateChildSa,
+                Some(Outstanding::CreateChild(_) | Outstanding::RekeyIke(_)) => {
+                    ExchangeType::CreateChildSa
+                }
                 _ => ExchangeType::Informational,
             };
             if exchange != expected {
@@ -326,7 +345,12 @@ impl Established {
             match self.outstanding.take() {
                 Some(Outstanding::Liveness) | None => {}
                 Some(Outstanding::DeleteIke) => {
-                    self.close(ctx, DeleteReason::Local);
+                    let reason = if self.retired {
+                        DeleteReason::Rekeyed
+                    } else {
+                        DeleteReason::Local
+                    };
+                    self.close(ctx, reason);
                     return (super::sa::fail(ctx, now, None), Ok(()));
                 }
                 Some(Outstanding::DeleteChildren { spis, reason }) => {
@@ -337,6 +361,12 @@ impl Established {
                 Some(Outstanding::CreateChild(x)) => match &inner {
                     Ok(inner) => create_child::complete(&mut self, ctx, now, *x, inner),
                     Err(error) => ctx.events.push_back(Event::ChildSaFailed {
+                        error: error.clone(),
+                    }),
+                },
+                Some(Outstanding::RekeyIke(x)) => match &inner {
+                    Ok(inner) => rekey_ike::complete(&mut self, ctx, now, *x, inner),
+                    Err(error) => ctx.events.push_back(Event::IkeSaRekeyFailed {
                         error: error.clone(),
                     }),
                 },
@@ -360,6 +390,10 @@ impl Established {
         };
         match exchange {
             ExchangeType::Informational => informational::respond(self, ctx, now, id, &inner),
+            _ if rekey_ike::is_ike_rekey(&inner) => {
+                let result = rekey_ike::respond(&mut self, ctx, now, id, &inner);
+                (State::Established(self), result)
+            }
             _ => {
                 let result = create_child::respond(&mut self, ctx, id, &inner);
                 (State::Established(self), result)

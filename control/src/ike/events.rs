@@ -37,6 +37,33 @@ pub enum Event {
     /// The established IKE SA is gone (deleted by either side, or the peer is dead); every
     /// Child SA of it got its [`Event::ChildSaDeleted`] first. The SA takes no more input.
     IkeSaDeleted(IkeSaDeleted),
+    /// The IKE SA was rekeyed (CREATE_CHILD_SA, §1.3.2, §2.18): take its successor with
+    /// [`super::IkeSa::poll_rekeyed`] and dispatch the new SPIs to it. The Child SAs moved to
+    /// the successor unchanged (no Child SA event); this SA is deleted next (its
+    /// [`Event::IkeSaDeleted`] with [`DeleteReason::Rekeyed`]).
+    IkeSaRekeyed(IkeSaRekeyed),
+    /// Our IKE SA rekey was refused, or the peer's could not be accepted; the IKE SA stays.
+    IkeSaRekeyFailed {
+        /// Why.
+        error: Error,
+    },
+}
+
+/// An IKE SA was rekeyed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeSaRekeyed {
+    /// The old IKE SA initiator's SPI.
+    pub old_spi_i: u64,
+    /// The old IKE SA responder's SPI.
+    pub old_spi_r: u64,
+    /// The new IKE SA's initiator SPI (the initiator of the rekey chose it).
+    pub new_spi_i: u64,
+    /// The new IKE SA's responder SPI.
+    pub new_spi_r: u64,
+    /// The new IKE SA's ENCR / INTEG / PRF.
+    pub suite: IkeSuite,
+    /// The key exchange method of the rekey.
+    pub ke: KeMethod,
 }
 
 /// A Child SA was rekeyed.
@@ -58,7 +85,7 @@ pub enum DeleteReason {
     Local,
     /// The peer sent a Delete.
     Peer,
-    /// A Child SA replaced by its rekeyed successor.
+    /// A Child SA replaced by its rekeyed successor, or an IKE SA by its successor.
     Rekeyed,
     /// A Child SA created by the losing one of two simultaneous rekeys of the same Child SA
     /// (the exchange with the lowest nonce, §2.8.1): a duplicate of the surviving successor.

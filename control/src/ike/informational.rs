@@ -65,7 +65,12 @@ pub(crate) fn respond(
     if delete_ike {
         // §1.4.1: the IKE SA and all its Child SAs go; the answer is empty.
         let sent = sa.send_response(ctx, ExchangeType::Informational, id, &[]);
-        sa.close(ctx, DeleteReason::Peer);
+        let reason = if sa.retired {
+            DeleteReason::Rekeyed
+        } else {
+            DeleteReason::Peer
+        };
+        sa.close(ctx, reason);
         return (fail(ctx, now, sent.err()), Ok(()));
     }
     let mut ours = Vec::new();

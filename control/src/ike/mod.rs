@@ -39,11 +39,13 @@
 //! `established.rs` keeps the Child SAs and the queue of our requests (one outstanding at a
 //! time, §2.3 window of 1); `informational.rs` (INFORMATIONAL: liveness, Delete, §1.4, §1.5,
 //! §2.4) and `create_child.rs` (CREATE_CHILD_SA: a new Child SA and the Child SA rekey,
-//! §1.3.1–§1.3.3, §2.8, §2.17) build and answer those exchanges.
+//! §1.3.1–§1.3.3, §2.8, §2.17) build and answer those exchanges; `rekey_ike.rs` the IKE SA
+//! rekey (§1.3.2, §2.18). `cookie.rs` holds the responder's stateless cookies (§2.6), checked
+//! by the daemon before [`IkeSa::respond`].
 //!
 //! # Not yet here
-//! IKE SA rekey (and its collisions, §2.8.2), the retry after INVALID_KE_PAYLOAD or
-//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, cookies, the switch
+//! IKE SA rekey collisions (§2.8.2), the retry after INVALID_KE_PAYLOAD or
+//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, the switch
 //! to port 4500, fragmentation, certificates and EAP.
 // The discipline of the wire codec and the crypto suite: nothing here may panic on input.
 #![warn(missing_docs)]
@@ -65,6 +67,7 @@
 mod auth;
 mod child;
 mod config;
+mod cookie;
 mod create_child;
 mod error;
 mod established;
@@ -76,6 +79,7 @@ mod payloads;
 mod proposal;
 mod protect;
 mod psk;
+mod rekey_ike;
 mod retransmit;
 mod sa;
 mod sa_init;
@@ -84,10 +88,11 @@ mod ts;
 pub use config::{
     ChildConfig, EspProposal, IkeConfig, IkeProposal, Mode, Psk, RetransmitConfig, SelectionOrder,
 };
+pub use cookie::{CookieJar, CookieVerdict, COOKIE_LEN};
 pub use error::{ConfigError, Error, Fault};
 pub use events::{
     AuthenticationFailed, ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, DeleteReason, Event,
-    IkeSaDeleted, IkeSaEstablished, NatStatus, Side,
+    IkeSaDeleted, IkeSaEstablished, IkeSaRekeyed, NatStatus, Side,
 };
 pub use identity::Identity;
 pub use nat::nat_detection_hash;

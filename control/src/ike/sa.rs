@@ -77,6 +77,8 @@ pub(crate) struct Context {
     pub last_response: Option<CachedResponse>,
     /// Digest of the request being handled now, kept with its response (§2.1).
     pub request_digest: [u8; 32],
+    /// The successor made by an IKE SA rekey, until the daemon takes it.
+    pub rekeyed: Option<Box<IkeSa>>,
 }
 
 /// The last response sent, for answering a retransmission of its request (§2.1). Only a copy
@@ -494,6 +496,36 @@ impl IkeSa {
         Ok(())
     }
 
+    /// Rekeys the IKE SA (CREATE_CHILD_SA, §1.3.2, §2.18): reports [`Event::IkeSaRekeyed`]
+    /// when the new IKE SA is up (take it with [`IkeSa::poll_rekeyed`]; the Child SAs move to
+    /// it), then deletes this one ([`Event::IkeSaDeleted`] with [`DeleteReason::Rekeyed`]).
+    /// A refusal is an [`Event::IkeSaRekeyFailed`] and this SA stays.
+    pub fn rekey(&mut self, now: Instant) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        if s.retired {
+            return Err(Error::Closed);
+        }
+        s.enqueue(ctx, now, Op::RekeyIke);
+        Ok(())
+    }
+
+    /// The successor of this IKE SA after [`Event::IkeSaRekeyed`]: the daemon dispatches the
+    /// new SPIs to it and drives it like any other. Call it after polling the events.
+    pub fn poll_rekeyed(&mut self) -> Option<IkeSa> {
+        self.ctx.rekeyed.take().map(|b| *b)
+    }
+
+    pub(crate) fn from_parts(ctx: Context, state: State) -> IkeSa {
+        IkeSa { ctx, state }
+    }
+
+    /// Sends what is queued (the requests a successor inherited).
+    pub(crate) fn start_queued(&mut self, now: Instant) {
+        if let State::Established(s) = &mut self.state {
+            s.start_next(&mut self.ctx, now);
+        }
+    }
+
     /// Rekeys the Child SA whose inbound SPI is `inbound_spi` (CREATE_CHILD_SA with REKEY_SA,
     /// §1.3.3, §2.8): reports [`Event::ChildSaRekeyed`] when the new pair is up, then deletes
     /// the old pair ([`Event::ChildSaDeleted`] with [`DeleteReason::Rekeyed`]). A refusal is
@@ -580,7 +612,7 @@ impl IkeSa {
 }
 
 impl Context {
-    fn new(config: Arc<IkeConfig>, rng: Box<dyn Rng + Send>, role: Role) -> Context {
+    pub(crate) fn new(config: Arc<IkeConfig>, rng: Box<dyn Rng + Send>, role: Role) -> Context {
         Context {
             config,
             rng,
@@ -595,6 +627,7 @@ impl Context {
             next_peer_request_id: 0,
             last_response: None,
             request_digest: [0; 32],
+            rekeyed: None,
         }
     }
 }

@@ -9,7 +9,9 @@
 //! ```
 //! The responder keeps no state for a request it refuses. The initiator follows an
 //! INVALID_KE_PAYLOAD naming a group it offered (a new KE payload, same SA payload, nonce and
-//! Message ID 0, §1.2), up to `max_invalid_ke_retries` times.
+//! Message ID 0, §1.2), up to `max_invalid_ke_retries` times, and a COOKIE (the same request
+//! with the cookie first, §2.6) up to `max_cookie_retries` times; see `cookie.rs` for the
+//! responder's side.
 
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ use super::sa::{fail, Context, State, Step};
 use super::{nat, Error, NatStatus};
 use crate::crypto::{skeyseed, IkeSaKeys, IkeSuite, KeyExchange, SharedSecret, SkCipher};
 use crate::wire::{
-    ExchangeType, KeyExchange as KePayload, Message, Nonce, NotifyType, Payload,
+    ExchangeType, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
     SecurityAssociation,
 };
 
@@ -105,6 +107,9 @@ pub(crate) struct ExpectSaInitResponse {
     /// The request as last sent (RealMessage1 if it is answered).
     request: Vec<u8>,
     ke_retries: u8,
+    /// The responder's COOKIE, sent first in every retry once it asked for one (§2.6).
+    cookie: Option<Vec<u8>>,
+    cookie_retries: u8,
 }
 
 /// Builds and sends the first IKE_SA_INIT request.
@@ -127,6 +132,8 @@ pub(crate) fn initiate(ctx: &mut Context, now: Instant) -> Result<ExpectSaInitRe
         ni,
         request: Vec::new(),
         ke_retries: 0,
+        cookie: None,
+        cookie_retries: 0,
     };
     state.send(ctx, now);
     Ok(state)
@@ -135,14 +142,21 @@ pub(crate) fn initiate(ctx: &mut Context, now: Instant) -> Result<ExpectSaInitRe
 impl ExpectSaInitResponse {
     fn send(&mut self, ctx: &mut Context, now: Instant) {
         let header = ctx.header(ExchangeType::IkeSaInit, false, 0);
-        let mut payloads = vec![
+        let mut payloads = Vec::new();
+        if let Some(cookie) = &self.cookie {
+            payloads.push(Payload::Notify(Notify::new(
+                NotifyType::Cookie,
+                cookie.clone(),
+            )));
+        }
+        payloads.extend([
             Payload::Sa(self.offer.clone()),
             Payload::Ke(KePayload {
                 group: self.ke.method(),
                 data: self.ke.public_value().to_vec(),
             }),
             Payload::Nonce(Nonce(self.ni.clone())),
-        ];
+        ]);
         payloads.extend(nat::notifications(
             &header,
             ctx.config.local_addr,
@@ -178,11 +192,8 @@ impl ExpectSaInitResponse {
             };
             return (fail(ctx, now, Some(reason)), Ok(()));
         }
-        if notify(payloads, NotifyType::Cookie).is_some() {
-            let reason = Error::Unsupported {
-                what: "COOKIE (RFC 7296 §2.6)",
-            };
-            return (fail(ctx, now, Some(reason)), Ok(()));
+        if let Some(n) = notify(payloads, NotifyType::Cookie) {
+            return self.retry_with_cookie(ctx, now, n.data.clone());
         }
         match self.complete(ctx, datagram, message) {
             Ok(handshake) => {
@@ -224,6 +235,32 @@ impl ExpectSaInitResponse {
             }
             Err(e) => (fail(ctx, now, Some(Error::Crypto(e))), Ok(())),
         }
+    }
+
+    /// COOKIE (§2.6): the same request again (same SPI, nonce and KE), the cookie first.
+    fn retry_with_cookie(
+        mut self: Box<Self>,
+        ctx: &mut Context,
+        now: Instant,
+        cookie: Vec<u8>,
+    ) -> Step {
+        // §3.10.1: a COOKIE is 1 to 64 octets.
+        if cookie.is_empty() || cookie.len() > 64 {
+            let e = Error::InvalidSyntax {
+                what: "a COOKIE notification of the wrong length",
+            };
+            return (State::ExpectSaInitResponse(self), Err(e));
+        }
+        if self.cookie_retries >= ctx.config.max_cookie_retries {
+            let reason = Error::Refused {
+                notify: NotifyType::Cookie,
+            };
+            return (fail(ctx, now, Some(reason)), Ok(()));
+        }
+        self.cookie_retries = self.cookie_retries.saturating_add(1);
+        self.cookie = Some(cookie);
+        self.send(ctx, now);
+        (State::ExpectSaInitResponse(self), Ok(()))
     }
 
     /// Checks the response and derives the keys.
@@ -300,11 +337,7 @@ pub(crate) fn respond(
     let sa = one(payloads, sa_of, "the SA payload of IKE_SA_INIT")?;
     let ke = one(payloads, ke_of, "the KE payload of IKE_SA_INIT")?;
     let ni = one(payloads, nonce_of, "the Nonce payload of IKE_SA_INIT")?;
-    if notify(payloads, NotifyType::Cookie).is_some() {
-        return Err(Error::Unsupported {
-            what: "COOKIE (RFC 7296 §2.6)",
-        });
-    }
+    // A COOKIE (§2.6) was checked by the daemon's `CookieJar` before we were called.
     let config = ctx.config.clone();
     let choice = select_ike(sa, &config.ike_proposals, config.selection, ke.group)?;
     if ke.group != choice.ke {

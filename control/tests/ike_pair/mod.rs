@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use xipsec_control::crypto::{CryptoError, Rng};
 use xipsec_control::ike::{
-    ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, Error, Event, Identity, IkeConfig, IkeSa,
-    IkeSaDeleted, IkeSaEstablished, Psk, RetransmitConfig,
+    ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, CookieJar, CookieVerdict, Error, Event,
+    Identity, IkeConfig, IkeSa, IkeSaDeleted, IkeSaEstablished, Psk, RetransmitConfig,
 };
 use xipsec_control::wire::Header;
 
@@ -250,6 +250,27 @@ impl Network {
     }
 }
 
+/// Sends what `sa` has to send, collects its events, returns its successor after an IKE SA
+/// rekey.
+fn drain(
+    net: &mut Network,
+    now: Instant,
+    events: &mut Vec<Event>,
+    side: Side,
+    sa: &mut IkeSa,
+) -> Option<IkeSa> {
+    while let Some(t) = sa.poll_transmit() {
+        if side == Side::Initiator {
+            assert_eq!(t.destination, addr(RESPONDER_ADDR));
+        }
+        net.send(now, side, t.contents);
+    }
+    while let Some(e) = sa.poll_event() {
+        events.push(e);
+    }
+    sa.poll_rekeyed()
+}
+
 /// Two endpoints and the network between them.
 pub struct Pair {
     pub now: Instant,
@@ -262,6 +283,15 @@ pub struct Pair {
     pub drops: [Vec<Error>; 2],
     /// First IKE_SA_INIT requests the responder refused without creating an SA.
     pub rejected: Vec<Error>,
+    /// When set, first IKE_SA_INIT requests go through it before `IkeSa::respond` (§2.6),
+    /// with `half_open` as the daemon's count of half-open SAs.
+    pub cookie_jar: Option<CookieJar>,
+    pub half_open: usize,
+    /// COOKIE answers the jar sent.
+    pub cookies_sent: usize,
+    /// Old IKE SAs of each side after an IKE SA rekey, until drained; datagrams are routed to
+    /// them by the initiator's SPI.
+    pub retired: [Vec<IkeSa>; 2],
     seed: u64,
     responder_attempts: u64,
 }
@@ -280,6 +310,10 @@ impl Pair {
             events: [Vec::new(), Vec::new()],
             drops: [Vec::new(), Vec::new()],
             rejected: Vec::new(),
+            cookie_jar: None,
+            half_open: 0,
+            cookies_sent: 0,
+            retired: [Vec::new(), Vec::new()],
             seed,
             responder_attempts: 0,
         }
@@ -291,24 +325,42 @@ impl Pair {
     }
 
     fn flush(&mut self) {
-        while let Some(t) = self.initiator.poll_transmit() {
-            assert_eq!(t.destination, addr(RESPONDER_ADDR));
-            self.net.send(self.now, Side::Initiator, t.contents);
-        }
-        while let Some(e) = self.initiator.poll_event() {
-            self.events[0].push(e);
-        }
-        if let Some(r) = self.responder.as_mut() {
-            while let Some(t) = r.poll_transmit() {
-                self.net.send(self.now, Side::Responder, t.contents);
+        for side in [Side::Initiator, Side::Responder] {
+            let n = side as usize;
+            let (net, now, events) = (&mut self.net, self.now, &mut self.events[n]);
+            let mut successors = Vec::new();
+            for sa in &mut self.retired[n] {
+                successors.extend(drain(net, now, events, side, sa));
             }
-            while let Some(e) = r.poll_event() {
-                self.events[1].push(e);
+            let current = match side {
+                Side::Initiator => Some(&mut self.initiator),
+                Side::Responder => self.responder.as_mut(),
+            };
+            if let Some(current) = current {
+                loop {
+                    let next = drain(net, now, events, side, current).or_else(|| successors.pop());
+                    match next {
+                        Some(new) => self.retired[n].push(std::mem::replace(current, new)),
+                        None => break,
+                    }
+                }
             }
+            self.retired[n].retain(|sa| !sa.is_drained());
         }
     }
 
     fn deliver(&mut self, d: Datagram) {
+        let spi_i = Header::peek(&d.bytes).map(|h| h.initiator_spi).ok();
+        let side = d.to as usize;
+        if let Some(old) = self.retired[side]
+            .iter_mut()
+            .find(|sa| Some(sa.spi_i()) == spi_i)
+        {
+            if let Err(e) = old.handle(self.now, &d.bytes) {
+                self.drops[side].push(e);
+            }
+            return;
+        }
         match d.to {
             Side::Initiator => {
                 if let Err(e) = self.initiator.handle(self.now, &d.bytes) {
@@ -322,6 +374,17 @@ impl Pair {
                     }
                 }
                 None => {
+                    if let Some(jar) = &self.cookie_jar {
+                        match jar.check(&d.bytes, addr(INITIATOR_ADDR), self.half_open) {
+                            CookieVerdict::Accept => {}
+                            CookieVerdict::SendCookie(reply) => {
+                                self.cookies_sent += 1;
+                                self.net.send(self.now, Side::Responder, reply);
+                                return;
+                            }
+                            CookieVerdict::Drop => return,
+                        }
+                    }
                     self.responder_attempts += 1;
                     let seed = self
                         .seed
@@ -349,7 +412,16 @@ impl Pair {
     fn next_timer(&self) -> Option<Instant> {
         let i = self.initiator.poll_timeout();
         let r = self.responder.as_ref().and_then(IkeSa::poll_timeout);
-        [i, r, self.net.next_delivery()].into_iter().flatten().min()
+        let old = self
+            .retired
+            .iter()
+            .flatten()
+            .filter_map(IkeSa::poll_timeout);
+        [i, r, self.net.next_delivery()]
+            .into_iter()
+            .flatten()
+            .chain(old)
+            .min()
     }
 
     /// Advances to the next delivery or timer and processes everything due then. `false` when
@@ -372,6 +444,11 @@ impl Pair {
         if let Some(r) = self.responder.as_mut() {
             if r.poll_timeout().is_some_and(|t| t <= self.now) {
                 r.handle_timeout(self.now);
+            }
+        }
+        for old in self.retired.iter_mut().flatten() {
+            if old.poll_timeout().is_some_and(|t| t <= self.now) {
+                old.handle_timeout(self.now);
             }
         }
         self.flush();
