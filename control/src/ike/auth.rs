@@ -10,6 +10,7 @@
 //! A Child SA failure leaves the IKE SA standing (§1.2); an authentication failure ends it with
 //! no Child SA on either side.
 
+use super::payloads::{auth_of, idi_of, idr_of};
 use std::time::Instant;
 
 use super::child::{self, ChildRequest};
@@ -28,27 +29,6 @@ use crate::wire::{
 
 /// The IKE_AUTH exchange's Message ID: the first after IKE_SA_INIT.
 const AUTH_MESSAGE_ID: u32 = 1;
-
-fn idi_of(p: &Payload) -> Option<&Identification> {
-    match p {
-        Payload::IdI(id) => Some(id),
-        _ => None,
-    }
-}
-
-fn idr_of(p: &Payload) -> Option<&Identification> {
-    match p {
-        Payload::IdR(id) => Some(id),
-        _ => None,
-    }
-}
-
-fn auth_of(p: &Payload) -> Option<&Authentication> {
-    match p {
-        Payload::Auth(a) => Some(a),
-        _ => None,
-    }
-}
 
 /// Our AUTH payload: `signer` sent `real_message`, and presents `id`.
 fn our_auth(ctx: &Context, hs: &Handshake, id: &Identification) -> Authentication {

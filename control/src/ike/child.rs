@@ -10,15 +10,14 @@
 //! inbound packets; the peer's is the SPI of our outbound SA.
 
 use super::payloads::{notify, one};
+use super::payloads::{sa_of, tsi_of, tsr_of};
 use super::proposal::{check_esp_answer, esp_offer, select_esp, EspChoice};
 use super::sa::Context;
 use super::sa_init::Handshake;
 use super::ts::{narrow, within};
 use super::{ChildSaInstalled, Error, Mode};
 use crate::crypto::{ChildKeyLengths, ChildSaKeys, Role};
-use crate::wire::{
-    Notify, NotifyType, Payload, SecurityAssociation, TrafficSelector, TrafficSelectors,
-};
+use crate::wire::{Notify, NotifyType, Payload, TrafficSelector, TrafficSelectors};
 
 /// What the initiator asked for, to check the answer against.
 #[derive(Debug)]
@@ -28,27 +27,6 @@ pub(crate) struct ChildRequest {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
-}
-
-fn sa_of(p: &Payload) -> Option<&SecurityAssociation> {
-    match p {
-        Payload::Sa(sa) => Some(sa),
-        _ => None,
-    }
-}
-
-fn tsi_of(p: &Payload) -> Option<&TrafficSelectors> {
-    match p {
-        Payload::TsI(ts) => Some(ts),
-        _ => None,
-    }
-}
-
-fn tsr_of(p: &Payload) -> Option<&TrafficSelectors> {
-    match p {
-        Payload::TsR(ts) => Some(ts),
-        _ => None,
-    }
 }
 
 /// The initiator's Child SA payloads for the IKE_AUTH request.

@@ -24,6 +24,7 @@
 //!
 //! Not yet: the retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE, IKE SA rekey.
 
+use super::payloads::{ke_of, nonce_of, sa_of, tsi_of, tsr_of};
 use std::time::Instant;
 
 use super::established::{ChildSa, Established, Op};
@@ -51,41 +52,6 @@ pub(crate) struct ChildExchange {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
-}
-
-fn sa_of(p: &Payload) -> Option<&SecurityAssociation> {
-    match p {
-        Payload::Sa(sa) => Some(sa),
-        _ => None,
-    }
-}
-
-fn nonce_of(p: &Payload) -> Option<&Nonce> {
-    match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
-    }
-}
-
-fn ke_of(p: &Payload) -> Option<&KePayload> {
-    match p {
-        Payload::Ke(k) => Some(k),
-        _ => None,
-    }
-}
-
-fn tsi_of(p: &Payload) -> Option<&TrafficSelectors> {
-    match p {
-        Payload::TsI(ts) => Some(ts),
-        _ => None,
-    }
-}
-
-fn tsr_of(p: &Payload) -> Option<&TrafficSelectors> {
-    match p {
-        Payload::TsR(ts) => Some(ts),
-        _ => None,
-    }
 }
 
 fn transport_notify() -> Payload {

@@ -20,6 +20,7 @@
 //! new Child SAs. Not yet here: §2.8.2's resolution of simultaneous IKE SA rekeys (both are
 //! refused instead), the retry after INVALID_KE_PAYLOAD.
 
+use super::payloads::{ke_of, nonce_of, sa_of};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -78,27 +79,6 @@ pub(crate) fn is_ike_rekey(request: &[Payload]) -> bool {
             .is_some_and(|p| p.protocol == ProtocolId::Ike),
         _ => false,
     })
-}
-
-fn sa_of(p: &Payload) -> Option<&SecurityAssociation> {
-    match p {
-        Payload::Sa(sa) => Some(sa),
-        _ => None,
-    }
-}
-
-fn ke_of(p: &Payload) -> Option<&KePayload> {
-    match p {
-        Payload::Ke(ke) => Some(ke),
-        _ => None,
-    }
-}
-
-fn nonce_of(p: &Payload) -> Option<&Nonce> {
-    match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
-    }
 }
 
 /// A non-zero 8-octet IKE SPI from a proposal.

@@ -13,6 +13,7 @@
 //! with the cookie first, §2.6) up to `max_cookie_retries` times; see `cookie.rs` for the
 //! responder's side.
 
+use super::payloads::{ke_of, nonce_of, sa_of};
 use std::time::Instant;
 
 use super::auth::{ExpectAuthRequest, ExpectAuthResponse};
@@ -301,27 +302,6 @@ impl ExpectSaInitResponse {
             nat,
         )
         .inspect_err(|_| ctx.spi_r = 0)
-    }
-}
-
-fn sa_of(p: &Payload) -> Option<&SecurityAssociation> {
-    match p {
-        Payload::Sa(sa) => Some(sa),
-        _ => None,
-    }
-}
-
-fn ke_of(p: &Payload) -> Option<&KePayload> {
-    match p {
-        Payload::Ke(ke) => Some(ke),
-        _ => None,
-    }
-}
-
-fn nonce_of(p: &Payload) -> Option<&Nonce> {
-    match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
     }
 }
 
