@@ -6,22 +6,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use xipsec_benches::{inner_packet, keymat, params, BATCH, SIZES};
+use xipsec_benches::{frames, inner_packet, keymat, params, BATCH, SIZES};
 use xipsec_dataplane::esp::{
-    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
+    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM,
 };
-
-/// 32 frames, each holding `packet` after the encapsulation headroom and just big enough for
-/// its encapsulation, so that raw AEAD and ESP touch the same amount of memory.
-fn frames(packet: &[u8]) -> Vec<Vec<u8>> {
-    (0..BATCH)
-        .map(|_| {
-            let mut frame = vec![0u8; ENCAP_HEADROOM + packet.len() + ENCAP_TAILROOM];
-            frame[ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len()].copy_from_slice(packet);
-            frame
-        })
-        .collect()
-}
 
 fn bufs(frames: &mut [Vec<u8>], start: usize, len: usize) -> Vec<PacketBuf<'_>> {
     frames

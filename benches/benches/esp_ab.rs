@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
-use xipsec_benches::{inner_packet, keymat, params, BATCH, SIZES};
+use xipsec_benches::{frames, inner_packet, keymat, params, BATCH, SIZES};
 use xipsec_dataplane::esp::{
-    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
+    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM,
 };
 
 const ROUNDS: usize = 3000;
@@ -27,16 +27,8 @@ struct Batch {
 
 impl Batch {
     fn plaintext(packet: &[u8]) -> Self {
-        let frame_len = ENCAP_HEADROOM + packet.len() + ENCAP_TAILROOM;
-        let frames = (0..BATCH)
-            .map(|_| {
-                let mut frame = vec![0u8; frame_len];
-                frame[ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len()].copy_from_slice(packet);
-                frame
-            })
-            .collect();
         Self {
-            frames,
+            frames: frames(packet),
             windows: vec![(ENCAP_HEADROOM, packet.len()); BATCH],
         }
     }

@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use xipsec_benches::{inner_packet, keymat, params, BATCH};
+use xipsec_benches::{frames, inner_packet, keymat, params, BATCH};
 use xipsec_dataplane::esp::{
-    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
+    Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM,
 };
 use xipsec_dataplane::table::{
     AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
@@ -72,16 +72,6 @@ impl Drop for BenchTable {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn frames(packet: &[u8]) -> Vec<Vec<u8>> {
-    (0..BATCH)
-        .map(|_| {
-            let mut frame = vec![0u8; ENCAP_HEADROOM + packet.len() + ENCAP_TAILROOM];
-            frame[ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len()].copy_from_slice(packet);
-            frame
-        })
-        .collect()
 }
 
 fn encap(c: &mut Criterion) {

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use xipsec_dataplane::esp::{ip, CipherSuite, Endpoints, SaParams};
+use xipsec_dataplane::esp::{ip, CipherSuite, Endpoints, SaParams, ENCAP_HEADROOM, ENCAP_TAILROOM};
 
 /// Packets per batch, as a worker would process them.
 pub const BATCH: usize = 32;
@@ -39,4 +39,16 @@ pub fn inner_packet(len: usize) -> Vec<u8> {
     packet[9] = ip::proto::UDP;
     ip::set_ipv4_checksum(&mut packet[..20]);
     packet
+}
+
+/// A batch of frames, each holding `packet` after the encapsulation headroom and just big
+/// enough for its encapsulation, so that raw AEAD and ESP touch the same amount of memory.
+pub fn frames(packet: &[u8]) -> Vec<Vec<u8>> {
+    (0..BATCH)
+        .map(|_| {
+            let mut frame = vec![0u8; ENCAP_HEADROOM + packet.len() + ENCAP_TAILROOM];
+            frame[ENCAP_HEADROOM..ENCAP_HEADROOM + packet.len()].copy_from_slice(packet);
+            frame
+        })
+        .collect()
 }
