@@ -153,21 +153,6 @@ fn traffic_selectors_are_narrowed_to_the_intersection() {
 }
 
 #[test]
-fn nat_is_detected_from_the_configured_addresses() {
-    // The responder sees the initiator behind a NAT's public address.
-    let mut cr = responder_config();
-    cr.remote_addr = addr("203.0.113.7:4500");
-    let mut pair = Pair::new(initiator_config(), cr, 13);
-    pair.drive();
-    let ni = pair.established(Side::Initiator).unwrap().nat;
-    let nr = pair.established(Side::Responder).unwrap().nat;
-    assert!(ni.peer_supports && ni.local_behind_nat && !ni.remote_behind_nat);
-    assert!(nr.peer_supports && !nr.local_behind_nat && nr.remote_behind_nat);
-    assert!(ni.detected() && nr.detected());
-    pair.assert_child_sas_match();
-}
-
-#[test]
 fn transport_mode_only_when_both_ask() {
     for (i_mode, r_mode, expected) in [
         (Mode::Transport, Mode::Transport, Mode::Transport),

@@ -124,6 +124,7 @@ pub(crate) fn respond(
         } else {
             Mode::Tunnel
         },
+        path: ctx.esp_path(),
     };
     Ok((payloads, installed))
 }
@@ -169,5 +170,6 @@ pub(crate) fn complete(
         } else {
             Mode::Tunnel
         },
+        path: ctx.esp_path(),
     })
 }

@@ -53,6 +53,24 @@ pub struct IkeConfig {
     /// established SA sends an empty INFORMATIONAL request; if its retransmissions give up the
     /// peer is declared dead and the SA deleted. `None` (the default) sends none.
     pub dpd_interval: Option<Duration>,
+    /// NAT traversal (RFC 7296 §2.23, RFC 3948).
+    pub nat_traversal: NatTraversal,
+    /// The NAT-T port both sides move to when a NAT is detected (4500; `xipsecd -p`).
+    pub natt_port: u16,
+}
+
+/// What an IKE SA does about NATs (§2.23).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NatTraversal {
+    /// Send NAT_DETECTION_* and, if either side is behind a NAT, move IKE to the NAT-T port
+    /// and encapsulate ESP in UDP (the default).
+    #[default]
+    Detect,
+    /// Pretend to be behind a NAT (a NAT_DETECTION_SOURCE_IP that matches nothing, as
+    /// strongSwan's `encap = yes` does), so that ESP is always in UDP (`xipsecd -t`).
+    Force,
+    /// Send no NAT_DETECTION_* at all and never encapsulate (`xipsecd -T`).
+    Off,
 }
 
 /// One IKE proposal: every combination of the listed transforms is acceptable. AEAD and
@@ -235,6 +253,8 @@ impl IkeConfig {
             max_invalid_ke_retries: 2,
             max_cookie_retries: 3,
             dpd_interval: None,
+            nat_traversal: NatTraversal::Detect,
+            natt_port: 4500,
         }
     }
 
@@ -305,6 +325,9 @@ impl IkeConfig {
         }
         if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
             return err("child.pfs", "the key exchange method is not implemented");
+        }
+        if self.natt_port == 0 {
+            return err("natt_port", "must not be 0");
         }
         if self.dpd_interval.is_some_and(|d| d.is_zero()) {
             return err("dpd_interval", "must be positive");

@@ -332,6 +332,7 @@ fn check_response(
         local_ts: tsi.selectors.clone(),
         remote_ts: tsr.selectors.clone(),
         mode: mode(transport),
+        path: ctx.esp_path(),
     };
     Ok((installed, nr.0.clone()))
 }
@@ -504,6 +505,7 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
         local_ts,
         remote_ts,
         mode: mode(transport),
+        path: ctx.esp_path(),
     };
     Ok((payloads, old, installed, lowest))
 }

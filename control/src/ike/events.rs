@@ -184,6 +184,28 @@ pub struct ChildSaInstalled {
     pub remote_ts: Vec<TrafficSelector>,
     /// Tunnel or transport.
     pub mode: Mode,
+    /// The outer addresses, and the UDP ports if ESP goes in UDP (RFC 3948).
+    pub path: EspPath,
+}
+
+/// Where a Child SA's ESP packets travel: the IKE SA's addresses when it was installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EspPath {
+    /// Our address: the source of outbound ESP.
+    pub local: std::net::IpAddr,
+    /// The peer's address (after any NAT): the destination of outbound ESP.
+    pub remote: std::net::IpAddr,
+    /// `Some` when ESP is encapsulated in UDP because a NAT was detected or forced.
+    pub udp_encap: Option<NattPorts>,
+}
+
+/// The UDP ports of encapsulated ESP (RFC 3948): those of the IKE SA on the NAT-T port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NattPorts {
+    /// Ours (the source port of outbound ESP).
+    pub local: u16,
+    /// The peer's, as seen from here (a NAT may have changed it).
+    pub remote: u16,
 }
 
 /// Which side found a failure.

@@ -45,8 +45,15 @@
 //!
 //! # Not yet here
 //! IKE SA rekey collisions (§2.8.2), the retry after INVALID_KE_PAYLOAD or
-//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, the switch
-//! to port 4500, fragmentation, certificates and EAP.
+//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, fragmentation, certificates and EAP.
+//!
+//! # NAT traversal (§2.23)
+//! Both sides send NAT_DETECTION_*; when either finds a NAT (or [`NatTraversal::Force`]
+//! fakes one), the initiator moves to the NAT-T port from IKE_AUTH on, the responder follows
+//! the address of the latest authentic message, and every [`ChildSaInstalled`] carries the
+//! [`EspPath`] with the UDP ports ESP must be encapsulated in. The daemon passes the addresses
+//! each datagram travelled between to [`IkeSa::handle_from`] and sends each [`Transmit`]
+//! from its `source` port, with the non-ESP marker on the NAT-T port (RFC 3948 §2.2).
 // The discipline of the wire codec and the crypto suite: nothing here may panic on input.
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -86,17 +93,18 @@ mod sa_init;
 mod ts;
 
 pub use config::{
-    ChildConfig, EspProposal, IkeConfig, IkeProposal, Mode, Psk, RetransmitConfig, SelectionOrder,
+    ChildConfig, EspProposal, IkeConfig, IkeProposal, Mode, NatTraversal, Psk, RetransmitConfig,
+    SelectionOrder,
 };
 pub use cookie::{CookieJar, CookieVerdict, COOKIE_LEN};
 pub use error::{ConfigError, Error, Fault};
 pub use events::{
-    AuthenticationFailed, ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, DeleteReason, Event,
-    IkeSaDeleted, IkeSaEstablished, IkeSaRekeyed, NatStatus, Side,
+    AuthenticationFailed, ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, DeleteReason, EspPath,
+    Event, IkeSaDeleted, IkeSaEstablished, IkeSaRekeyed, NatStatus, NattPorts, Side,
 };
 pub use identity::Identity;
 pub use nat::nat_detection_hash;
 pub use proposal::EspSuite;
 pub use psk::psk_auth;
-pub use sa::{IkeSa, Rejected, Stats, Transmit};
+pub use sa::{IkeSa, Path, Rejected, Stats, Transmit};
 pub use ts::{intersect as ts_intersect, narrow as ts_narrow};

@@ -5,11 +5,11 @@
 //! the addresses it knows: a destination hash that does not match our address means we are
 //! behind a NAT; a source hash that matches none of the peer's means the peer is.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use aws_lc_rs::digest;
 
-use super::NatStatus;
+use super::{NatStatus, NatTraversal};
 use crate::wire::{Header, Message, Notify, NotifyType, Payload};
 
 /// `SHA-1(SPIi | SPIr | IP | port)` (§2.23).
@@ -27,17 +27,25 @@ pub fn nat_detection_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> [u8; 20] 
     out
 }
 
-/// The two notifications a sender puts in its IKE_SA_INIT message with header `header`.
+/// The notifications a sender puts in its IKE_SA_INIT message with header `header`: none
+/// with NAT traversal off; with [`NatTraversal::Force`] a source hash over the unspecified
+/// address and port 0, which matches no real address, so the peer sees us behind a NAT.
 pub(crate) fn notifications(
     header: &Header,
     local: SocketAddr,
     remote: SocketAddr,
-) -> [Payload; 2] {
+    mode: NatTraversal,
+) -> Vec<Payload> {
     let (i, r) = (header.initiator_spi, header.responder_spi);
-    [
+    let source = match mode {
+        NatTraversal::Off => return Vec::new(),
+        NatTraversal::Detect => local,
+        NatTraversal::Force => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+    };
+    vec![
         Payload::Notify(Notify::new(
             NotifyType::NatDetectionSourceIp,
-            nat_detection_hash(i, r, local).to_vec(),
+            nat_detection_hash(i, r, source).to_vec(),
         )),
         Payload::Notify(Notify::new(
             NotifyType::NatDetectionDestinationIp,

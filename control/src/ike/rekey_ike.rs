@@ -165,6 +165,9 @@ fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) ->
     let mut new_ctx = Context::new(ctx.config.clone(), rng, new.role);
     new_ctx.spi_i = new.spi_i;
     new_ctx.spi_r = new.spi_r;
+    // The new SA lives where the old one does (§2.18), NAT traversal included.
+    new_ctx.path = ctx.path;
+    new_ctx.udp_encap = ctx.udp_encap;
     let established = Established {
         suite,
         keys,

@@ -30,6 +30,16 @@ pub struct Transmit {
     pub contents: Vec<u8>,
 }
 
+/// The two ends a datagram travelled between: where the daemon received it, or where the
+/// IKE SA sends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port (after any NAT).
+    pub remote: SocketAddr,
+}
+
 /// Counters of one IKE SA, for logs and for tests that must see what was (not) processed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -79,6 +89,11 @@ pub(crate) struct Context {
     pub request_digest: [u8; 32],
     /// The successor made by an IKE SA rekey, until the daemon takes it.
     pub rekeyed: Option<Box<IkeSa>>,
+    /// Where we send to and expect the peer: the configured addresses until a NAT moves
+    /// them (§2.23).
+    pub path: Path,
+    /// Whether ESP goes in UDP: a NAT was detected (or faked) in IKE_SA_INIT.
+    pub udp_encap: bool,
 }
 
 /// The last response sent, for answering a retransmission of its request (§2.1). Only a copy
@@ -129,9 +144,38 @@ impl Context {
 
     fn transmit(&self, contents: Vec<u8>) -> Transmit {
         Transmit {
-            destination: self.config.remote_addr,
-            source: self.config.local_addr,
+            destination: self.path.remote,
+            source: self.path.local,
             contents,
+        }
+    }
+
+    /// Acts on the NAT detection of IKE_SA_INIT (§2.23): with a NAT on the way (found, or
+    /// faked by us), ESP goes in UDP and the initiator moves both ends to the NAT-T port for
+    /// everything after IKE_SA_INIT. The responder follows in [`IkeSa::handle_from`].
+    pub fn after_nat_detection(&mut self, nat: &super::NatStatus) {
+        use super::NatTraversal;
+        self.udp_encap = match self.config.nat_traversal {
+            NatTraversal::Off => false,
+            NatTraversal::Force => nat.peer_supports,
+            NatTraversal::Detect => nat.detected(),
+        };
+        if self.udp_encap && self.role == Role::Initiator {
+            let port = self.config.natt_port;
+            self.path.local.set_port(port);
+            self.path.remote.set_port(port);
+        }
+    }
+
+    /// Where this SA's ESP goes now.
+    pub fn esp_path(&self) -> super::EspPath {
+        super::EspPath {
+            local: self.path.local.ip(),
+            remote: self.path.remote.ip(),
+            udp_encap: self.udp_encap.then_some(super::NattPorts {
+                local: self.path.local.port(),
+                remote: self.path.remote.port(),
+            }),
         }
     }
 
@@ -320,9 +364,27 @@ impl IkeSa {
     /// [`Event::Failed`] or [`Event::AuthenticationFailed`] (during the handshake) or
     /// [`Event::IkeSaDeleted`] (after it).
     pub fn handle(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
+        let path = self.ctx.path;
+        self.handle_from(now, path, datagram)
+    }
+
+    /// [`IkeSa::handle`] for a datagram that travelled along `path` (the daemon's socket
+    /// address and the sender's). Once IKE_SA_INIT found a NAT, or when the peer moved to the
+    /// NAT-T port, an authentic message from elsewhere moves the SA there (§2.23): replies and
+    /// new Child SAs use the new path. A datagram that is dropped moves nothing.
+    pub fn handle_from(&mut self, now: Instant, path: Path, datagram: &[u8]) -> Result<(), Error> {
         self.ctx.stats.datagrams_in = self.ctx.stats.datagrams_in.saturating_add(1);
+        let previous = self.ctx.path;
+        let follow = path != previous
+            && !matches!(self.state, State::ExpectSaInitResponse(_))
+            && (self.ctx.udp_encap || path.local.port() == self.ctx.config.natt_port)
+            && Header::peek(datagram).is_ok_and(|h| h.exchange_type != ExchangeType::IkeSaInit);
+        if follow {
+            self.ctx.path = path;
+        }
         let result = self.handle_inner(now, datagram);
         if result.is_err() {
+            self.ctx.path = previous;
             self.ctx.stats.dropped = self.ctx.stats.dropped.saturating_add(1);
         }
         result
@@ -609,12 +671,21 @@ impl IkeSa {
     pub fn stats(&self) -> Stats {
         self.ctx.stats
     }
+
+    /// Where this SA sends now (the configured addresses until NAT traversal moved them).
+    pub fn path(&self) -> Path {
+        self.ctx.path
+    }
+
+    /// Where the ESP of its Child SAs goes now, UDP ports included if encapsulated.
+    pub fn esp_path(&self) -> super::EspPath {
+        self.ctx.esp_path()
+    }
 }
 
 impl Context {
     pub(crate) fn new(config: Arc<IkeConfig>, rng: Box<dyn Rng + Send>, role: Role) -> Context {
         Context {
-            config,
             rng,
             role,
             spi_i: 0,
@@ -628,6 +699,12 @@ impl Context {
             last_response: None,
             request_digest: [0; 32],
             rekeyed: None,
+            path: Path {
+                local: config.local_addr,
+                remote: config.remote_addr,
+            },
+            udp_encap: false,
+            config,
         }
     }
 }

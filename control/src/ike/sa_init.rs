@@ -162,6 +162,7 @@ impl ExpectSaInitResponse {
             &header,
             ctx.config.local_addr,
             ctx.config.remote_addr,
+            ctx.config.nat_traversal,
         ));
         self.request = Message { header, payloads }.encode();
         ctx.send_request(now, 0, self.request.clone());
@@ -291,6 +292,7 @@ impl ExpectSaInitResponse {
         let g_ir = self.ke.agree(&ke.data).map_err(Error::agreeing)?;
         ctx.spi_r = spi_r;
         let nat = nat::evaluate(message, ctx.config.local_addr, ctx.config.remote_addr);
+        ctx.after_nat_detection(&nat);
         Handshake::derive(
             ctx,
             choice,
@@ -338,11 +340,15 @@ pub(crate) fn respond(
         }),
         Payload::Nonce(Nonce(nr.clone())),
     ];
-    answer.extend(nat::notifications(
-        &header,
-        config.local_addr,
-        config.remote_addr,
-    ));
+    // §2.23: NAT_DETECTION_* only answer the initiator's.
+    if nat.peer_supports {
+        answer.extend(nat::notifications(
+            &header,
+            config.local_addr,
+            config.remote_addr,
+            config.nat_traversal,
+        ));
+    }
     let response = Message {
         header,
         payloads: answer,
@@ -358,6 +364,7 @@ pub(crate) fn respond(
         response.clone(),
         nat,
     )?;
+    ctx.after_nat_detection(&nat);
     ctx.send_response(0, response);
     Ok(ExpectAuthRequest::new(
         handshake,
