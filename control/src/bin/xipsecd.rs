@@ -1,21 +1,21 @@
 //! `xipsecd`: the xipsec IKEv2 daemon. Flags follow OpenIKED's iked(8).
-//!
-//! This build checks configurations (`-n`); the daemon loop is not built yet.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use xipsec_control::config::{Config, Macros, DEFAULT_PATH};
+use xipsec_control::daemon::{self, DaemonError, Options};
+use xipsec_control::ike::NatTraversal;
 
 /// The xipsec IKEv2 / IPsec daemon.
 ///
-/// NOTE: only configuration checking (-n) is implemented in this build. Without -n, xipsecd
-/// checks the configuration, then says that the daemon is not built yet and exits with status 2.
+/// xipsecd stays in the foreground (for systemd and containers) and logs to stderr; -d is
+/// accepted for iked(8) compatibility.
 #[derive(Debug, Parser)]
 #[command(name = "xipsecd", version, about, long_about = None, after_help = "\
-Exit status: 0 configuration OK (-n); 1 configuration errors; 2 usage error, or the daemon \
-(not built yet) was asked to run.")]
+Exit status: 0 configuration OK (-n) or a clean stop (SIGTERM); 1 configuration errors; \
+2 usage error; 3 a local failure (a socket, the SA table).")]
 struct Args {
     /// Do not daemonize: stay in the foreground and log to stderr.
     #[arg(short = 'd')]
@@ -77,20 +77,63 @@ fn parse_macro(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let macros: Macros = args.define.iter().cloned().collect();
-    match Config::load(&args.file, &macros) {
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("{e}");
+    if args.check {
+        return match Config::load(&args.file, &macros) {
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                ExitCode::from(1)
+            }
+            Ok(_) => {
+                eprintln!("configuration OK");
+                ExitCode::SUCCESS
+            }
+        };
+    }
+    init_logging(args.verbose);
+    let _ = args.foreground;
+    let options = Options {
+        config: args.file,
+        macros,
+        natt_port: args.nat_t_port,
+        passive: args.passive,
+        socket: args.socket,
+        nat_traversal: if args.never_nat_t {
+            NatTraversal::Off
+        } else if args.always_nat_t {
+            NatTraversal::Force
+        } else {
+            NatTraversal::Detect
+        },
+    };
+    match daemon::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DaemonError::Config(lines)) => {
+            for line in lines {
+                eprintln!("{line}");
             }
             ExitCode::from(1)
         }
-        Ok(_) if args.check => {
-            eprintln!("configuration OK");
-            ExitCode::SUCCESS
-        }
-        Ok(_) => {
-            eprintln!("xipsecd: configuration OK, but the daemon is not built yet (only -n works)");
-            ExitCode::from(2)
+        Err(e @ DaemonError::Local(_)) => {
+            eprintln!("xipsecd: {e}");
+            ExitCode::from(3)
         }
     }
+}
+
+/// One line per event on stderr; `-v` debug, `-vv` trace; `RUST_LOG` overrides.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

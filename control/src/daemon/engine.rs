@@ -1,0 +1,628 @@
+//! Every IKE SA of the daemon, sans-IO like the IKE core itself: datagrams and the time go in,
+//! datagrams to send come out, and Child SAs go into the data plane's table. The tokio shell
+//! (`shell.rs`) only moves bytes and waits.
+//!
+//! Dispatch (RFC 7296 §2.1, §3.1): a datagram goes to the IKE SA its SPIs name; an
+//! IKE_SA_INIT request with a responder SPI of zero starts a responder (or reaches the
+//! responder it started before, when it is a retransmission from the same peer).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::connection::Prepared;
+use super::plane::{InstalledChild, Plane};
+use crate::crypto::{Rng, SystemRng};
+use crate::ike::{ChildSaInstalled, DeleteReason, Event, IkeSa, IkeSaEstablished, Path, Transmit};
+use crate::wire::{ExchangeType, Header};
+
+/// What the engine counts, for `xipsecctl counters` and the logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams handed to [`Engine::datagram`].
+    pub datagrams_in: u64,
+    /// Datagrams queued to send.
+    pub datagrams_out: u64,
+    /// Datagrams with no readable IKE header.
+    pub dropped_malformed: u64,
+    /// Datagrams for no IKE SA of ours.
+    pub dropped_unknown_spi: u64,
+    /// IKE_SA_INIT requests no connection accepts (by address).
+    pub dropped_no_connection: u64,
+    /// Datagrams an IKE SA refused (see its own error).
+    pub dropped_by_sa: u64,
+    /// IKE_SA_INIT requests refused without keeping state.
+    pub rejected_init: u64,
+    /// IKE SAs established, Child SAs installed, and Child SAs the data plane refused.
+    pub ike_established: u64,
+    pub child_installed: u64,
+    pub child_install_failed: u64,
+    /// Authentication failures, either side's.
+    pub auth_failed: u64,
+}
+
+/// An installed Child SA as the daemon keeps it.
+#[derive(Debug)]
+pub struct ChildEntry {
+    /// What the IKE SA reported (keys included, zeroed on drop).
+    pub sa: Box<ChildSaInstalled>,
+    /// Its slots and policies in the table.
+    pub installed: InstalledChild,
+    pub installed_at: Instant,
+    /// When the daemon rekeys it; `None` once a rekey started or without a rekey time.
+    pub rekey_at: Option<Instant>,
+}
+
+/// One IKE SA and what the daemon keeps around it.
+#[derive(Debug)]
+pub struct IkeEntry {
+    /// A daemon-unique number (`xipsecctl terminate ID`).
+    pub id: u64,
+    pub conn: Arc<Prepared>,
+    pub sa: IkeSa,
+    pub created: Instant,
+    pub established: Option<(Instant, IkeSaEstablished)>,
+    pub children: Vec<ChildEntry>,
+    /// When the daemon rekeys the IKE SA.
+    pub rekey_at: Option<Instant>,
+    /// The SPIs this entry is indexed under.
+    key: (u64, u64),
+    /// The responder's index by the initiator's SPI and address, while it has one.
+    half_open: Option<(u64, SocketAddr)>,
+    /// The timer this entry is scheduled under.
+    timer: Option<Instant>,
+}
+
+/// Every IKE SA of the daemon.
+#[derive(Debug)]
+pub struct Engine {
+    conns: Vec<Arc<Prepared>>,
+    sas: HashMap<u64, IkeEntry>,
+    by_spis: HashMap<(u64, u64), u64>,
+    half_open: HashMap<(u64, SocketAddr), u64>,
+    timers: BTreeSet<(Instant, u64)>,
+    next_id: u64,
+    plane: Plane,
+    transmits: VecDeque<Transmit>,
+    counters: Counters,
+    listen: Vec<IpAddr>,
+}
+
+/// Why [`Engine::initiate`] or [`Engine::terminate`] could not act: the operator asked for
+/// something that does not exist or cannot be done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandError(pub String);
+
+impl core::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn system_rng() -> Box<dyn Rng + Send> {
+    Box::new(SystemRng)
+}
+
+impl Engine {
+    /// An engine for `conns`, writing Child SAs into `plane`. `listen` are the addresses the
+    /// shell receives IKE on (the source of what we initiate).
+    pub fn new(conns: Vec<Prepared>, plane: Plane, listen: Vec<IpAddr>) -> Engine {
+        Engine {
+            conns: conns.into_iter().map(Arc::new).collect(),
+            sas: HashMap::new(),
+            by_spis: HashMap::new(),
+            half_open: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_id: 1,
+            plane,
+            transmits: VecDeque::new(),
+            counters: Counters::default(),
+            listen,
+        }
+    }
+
+    /// The connections.
+    pub fn connections(&self) -> &[Arc<Prepared>] {
+        &self.conns
+    }
+
+    /// Every IKE SA, in no particular order.
+    pub fn ike_sas(&self) -> impl Iterator<Item = &IkeEntry> {
+        self.sas.values()
+    }
+
+    /// The data plane's table.
+    pub fn plane(&self) -> &Plane {
+        &self.plane
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Engine::timeout`] is due next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Starts every connection whose first child says `start_action = "start"`.
+    pub fn start(&mut self, now: Instant) {
+        let starting: Vec<String> = self
+            .conns
+            .iter()
+            .filter(|c| {
+                c.conn
+                    .children
+                    .first()
+                    .is_some_and(|ch| ch.start_action == crate::config::StartAction::Start)
+            })
+            .map(|c| c.conn.name.clone())
+            .collect();
+        for name in starting {
+            if let Err(e) = self.initiate(now, &name) {
+                warn!(conn = %name, "cannot start: {e}");
+            }
+        }
+    }
+
+    /// Initiates an IKE SA of connection `name`; returns its id.
+    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<u64, CommandError> {
+        let conn = self
+            .conns
+            .iter()
+            .find(|c| c.conn.name == name)
+            .cloned()
+            .ok_or_else(|| CommandError(format!("no connection named '{name}'")))?;
+        let remote = conn.initiation_target().ok_or_else(|| {
+            CommandError(format!(
+                "connection '{name}' has no remote address to initiate to"
+            ))
+        })?;
+        let local = conn
+            .initiation_source(remote)
+            .or_else(|| {
+                self.listen
+                    .iter()
+                    .copied()
+                    .find(|a| a.is_ipv4() == remote.is_ipv4())
+            })
+            .ok_or_else(|| {
+                CommandError(format!(
+                    "connection '{name}': no local address of the peer's family"
+                ))
+            })?;
+        let config = conn.for_path(SocketAddr::new(local, 500), SocketAddr::new(remote, 500));
+        let sa = IkeSa::initiate(config, now, system_rng())
+            .map_err(|e| CommandError(format!("connection '{name}': {e:?}")))?;
+        let id = self.insert(conn, sa, now, None);
+        info!(conn = %name, id, %remote, "initiating");
+        self.after(id, now);
+        Ok(id)
+    }
+
+    /// Deletes the IKE SA with id `target`, or every IKE SA of the connection named `target`.
+    /// Returns how many deletes were started.
+    pub fn terminate(&mut self, now: Instant, target: &str) -> Result<usize, CommandError> {
+        let ids: Vec<u64> = match target.parse::<u64>() {
+            Ok(id) if self.sas.contains_key(&id) => vec![id],
+            _ => self
+                .sas
+                .values()
+                .filter(|e| e.conn.conn.name == target)
+                .map(|e| e.id)
+                .collect(),
+        };
+        if ids.is_empty() {
+            return Err(CommandError(format!(
+                "no IKE SA with id or connection name '{target}'"
+            )));
+        }
+        for &id in &ids {
+            self.delete(now, id);
+        }
+        Ok(ids.len())
+    }
+
+    /// Deletes every IKE SA (SIGTERM): Deletes go out for established ones, half-open ones
+    /// are dropped. Drive [`Engine::timeout`] until [`Engine::is_empty`], or give up.
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.sas.keys().copied().collect();
+        for id in ids {
+            self.delete(now, id);
+        }
+    }
+
+    /// Whether no IKE SA is left.
+    pub fn is_empty(&self) -> bool {
+        self.sas.is_empty()
+    }
+
+    fn delete(&mut self, now: Instant, id: u64) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if entry.sa.is_established() {
+            if let Err(e) = entry.sa.delete(now) {
+                debug!(id, "delete: {e:?}");
+            }
+            self.after(id, now);
+        } else {
+            self.remove(id);
+        }
+    }
+
+    /// A datagram (IKE message, non-ESP marker already removed) that arrived along `path`.
+    pub fn datagram(&mut self, now: Instant, path: Path, bytes: &[u8]) {
+        self.counters.datagrams_in += 1;
+        let Ok(header) = Header::peek(bytes) else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        let (spi_i, spi_r) = (header.initiator_spi, header.responder_spi);
+        let id = self
+            .by_spis
+            .get(&(spi_i, spi_r))
+            .or_else(|| self.by_spis.get(&(spi_i, 0)))
+            .copied();
+        let id = match id {
+            Some(id) => Some(id),
+            None if spi_r == 0
+                && !header.flags.response
+                && header.exchange_type == ExchangeType::IkeSaInit =>
+            {
+                match self.half_open.get(&(spi_i, path.remote)) {
+                    Some(&id) => Some(id),
+                    None => {
+                        self.respond(now, path, bytes);
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        let Some(id) = id else {
+            self.counters.dropped_unknown_spi += 1;
+            return;
+        };
+        let Some(entry) = self.sas.get_mut(&id) else {
+            self.counters.dropped_unknown_spi += 1;
+            return;
+        };
+        if let Err(e) = entry.sa.handle_from(now, path, bytes) {
+            self.counters.dropped_by_sa += 1;
+            debug!(id, conn = %entry.conn.conn.name, "dropped: {e:?}");
+        }
+        self.after(id, now);
+    }
+
+    /// A first IKE_SA_INIT request that no SA claims.
+    fn respond(&mut self, now: Instant, path: Path, bytes: &[u8]) {
+        let Some(conn) = self
+            .conns
+            .iter()
+            .find(|c| c.accepts(path.local.ip(), path.remote.ip()))
+            .cloned()
+        else {
+            self.counters.dropped_no_connection += 1;
+            debug!(peer = %path.remote, "IKE_SA_INIT from a peer no connection accepts");
+            return;
+        };
+        let config = conn.for_path(path.local, path.remote);
+        match IkeSa::respond(config, now, system_rng(), bytes) {
+            Ok(sa) => {
+                let spi_i = sa.spi_i();
+                let id = self.insert(conn, sa, now, Some((spi_i, path.remote)));
+                debug!(id, peer = %path.remote, "responding");
+                self.after(id, now);
+            }
+            Err(rejected) => {
+                self.counters.rejected_init += 1;
+                debug!(peer = %path.remote, "IKE_SA_INIT refused: {:?}", rejected.error);
+                if let Some(reply) = rejected.reply {
+                    self.queue(reply);
+                }
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        conn: Arc<Prepared>,
+        sa: IkeSa,
+        now: Instant,
+        half_open: Option<(u64, SocketAddr)>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = (sa.spi_i(), sa.spi_r());
+        self.by_spis.insert(key, id);
+        if let Some(h) = half_open {
+            self.half_open.insert(h, id);
+        }
+        self.sas.insert(
+            id,
+            IkeEntry {
+                id,
+                conn,
+                sa,
+                created: now,
+                established: None,
+                children: Vec::new(),
+                rekey_at: None,
+                key,
+                half_open,
+                timer: None,
+            },
+        );
+        id
+    }
+
+    /// Lets every timer that is due fire.
+    pub fn timeout(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, id));
+            if let Some(entry) = self.sas.get_mut(&id) {
+                entry.timer = None;
+                entry.sa.handle_timeout(now);
+                if entry.rekey_at.is_some_and(|t| t <= now) {
+                    entry.rekey_at = None;
+                    if let Err(e) = entry.sa.rekey(now) {
+                        debug!(id, "IKE SA rekey not started: {e:?}");
+                        entry.rekey_at = Some(now + Duration::from_secs(1));
+                    }
+                }
+                for i in 0..entry.children.len() {
+                    let due = entry.children[i].rekey_at.is_some_and(|t| t <= now);
+                    if due {
+                        let spi = entry.children[i].sa.inbound_spi;
+                        entry.children[i].rekey_at = None;
+                        if let Err(e) = entry.sa.rekey_child(now, spi) {
+                            debug!(
+                                id,
+                                spi = format_args!("{spi:08x}"),
+                                "rekey not started: {e:?}"
+                            );
+                            entry.children[i].rekey_at = Some(now + Duration::from_secs(1));
+                        }
+                    }
+                }
+            }
+            self.after(id, now);
+        }
+    }
+
+    /// Everything that follows a change of IKE SA `id`: its datagrams, its events, its index
+    /// and timer, and its removal once it is over.
+    fn after(&mut self, id: u64, now: Instant) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        while let Some(t) = entry.sa.poll_transmit() {
+            self.transmits.push_back(t);
+            self.counters.datagrams_out += 1;
+        }
+        let mut events = Vec::new();
+        while let Some(e) = entry.sa.poll_event() {
+            events.push(e);
+        }
+        for event in events {
+            self.on_event(id, now, event);
+        }
+        self.reindex(id);
+        self.reschedule(id);
+        if self.sas.get(&id).is_some_and(|e| e.sa.is_drained()) {
+            self.remove(id);
+        }
+    }
+
+    fn queue(&mut self, t: Transmit) {
+        self.transmits.push_back(t);
+        self.counters.datagrams_out += 1;
+    }
+
+    fn on_event(&mut self, id: u64, now: Instant, event: Event) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let name = entry.conn.conn.name.clone();
+        let spis = format!("{:016x}_i {:016x}_r", entry.sa.spi_i(), entry.sa.spi_r());
+        match event {
+            Event::IkeSaEstablished(e) => {
+                self.counters.ike_established += 1;
+                info!(conn = %name, id, spis, peer = ?e.peer_id, suite = ?e.suite, ke = ?e.ke,
+                      nat = e.nat.detected(), "IKE SA established");
+                entry.rekey_at = jittered(now, entry.conn.conn.rekey_time);
+                entry.established = Some((now, e));
+                if let Some(h) = entry.half_open.take() {
+                    self.half_open.remove(&h);
+                }
+            }
+            Event::ChildSaInstalled(c) => self.install_child(id, now, c, None),
+            Event::ChildSaRekeyed(r) => {
+                let old = r.old_inbound_spi;
+                let new = Box::new(r.new);
+                self.install_child(id, now, new, Some(old));
+            }
+            Event::ChildSaDeleted(d) => {
+                if let Some(pos) = entry
+                    .children
+                    .iter()
+                    .position(|c| c.sa.inbound_spi == d.inbound_spi)
+                {
+                    let child = entry.children.remove(pos);
+                    self.plane.remove(&child.installed);
+                    info!(conn = %name, id, spi_in = format_args!("{:08x}", d.inbound_spi),
+                          spi_out = format_args!("{:08x}", d.outbound_spi), reason = ?d.reason,
+                          "Child SA deleted");
+                }
+            }
+            Event::IkeSaDeleted(d) => {
+                info!(conn = %name, id, spis, reason = ?d.reason, "IKE SA deleted");
+                if d.reason != DeleteReason::Rekeyed {
+                    for child in std::mem::take(&mut entry.children) {
+                        self.plane.remove(&child.installed);
+                    }
+                }
+            }
+            Event::IkeSaRekeyed(r) => {
+                info!(conn = %name, id, old = spis, new_spi_i = format_args!("{:016x}", r.new_spi_i),
+                      new_spi_r = format_args!("{:016x}", r.new_spi_r), "IKE SA rekeyed");
+                if let Some(successor) = entry.sa.poll_rekeyed() {
+                    let children = std::mem::take(&mut entry.children);
+                    let established = entry.established.clone();
+                    let conn = entry.conn.clone();
+                    let new_id = self.insert(conn, successor, now, None);
+                    if let Some(new) = self.sas.get_mut(&new_id) {
+                        new.children = children;
+                        new.established = established.map(|(_, mut e)| {
+                            e.suite = r.suite;
+                            e.ke = r.ke;
+                            e.spi_i = r.new_spi_i;
+                            e.spi_r = r.new_spi_r;
+                            (now, e)
+                        });
+                        new.rekey_at = jittered(now, new.conn.conn.rekey_time);
+                    }
+                    self.after(new_id, now);
+                }
+            }
+            Event::AuthenticationFailed(a) => {
+                self.counters.auth_failed += 1;
+                warn!(conn = %name, id, spis, by = ?a.detected_by, peer = ?a.peer_id,
+                      "authentication failed: {:?}", a.error);
+            }
+            Event::Failed { reason } => {
+                warn!(conn = %name, id, spis, "IKE SA failed: {reason:?}");
+            }
+            Event::ChildSaFailed { error } => {
+                warn!(conn = %name, id, spis, "Child SA not created: {error:?}");
+            }
+            Event::IkeSaRekeyFailed { error } => {
+                warn!(conn = %name, id, spis, "IKE SA rekey failed: {error:?}");
+                entry.rekey_at = Some(now + Duration::from_secs(10));
+            }
+        }
+    }
+
+    fn install_child(
+        &mut self,
+        id: u64,
+        now: Instant,
+        sa: Box<ChildSaInstalled>,
+        rekey_of: Option<u32>,
+    ) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let name = entry.conn.conn.name.clone();
+        let child_conf = entry.conn.conn.children.first();
+        let replay_window = child_conf.map_or(1024, |c| c.replay_window);
+        let rekey_time = child_conf.map_or(Duration::ZERO, |c| c.rekey_time);
+        match self.plane.install(&sa, replay_window) {
+            Ok(installed) => {
+                self.counters.child_installed += 1;
+                info!(conn = %name, id, spi_in = format_args!("{:08x}", sa.inbound_spi),
+                      spi_out = format_args!("{:08x}", sa.outbound_spi), suite = ?sa.suite,
+                      esn = sa.esn, mode = ?sa.mode, path = ?sa.path, rekey_of = ?rekey_of,
+                      "Child SA installed");
+                let rekey_at = jittered(now, rekey_time);
+                entry.children.push(ChildEntry {
+                    sa,
+                    installed,
+                    installed_at: now,
+                    rekey_at,
+                });
+            }
+            Err(e) => {
+                self.counters.child_install_failed += 1;
+                warn!(conn = %name, id, "cannot install Child SA: {e}");
+                let spi = sa.inbound_spi;
+                // The peer has it: tell it to remove its half.
+                let _ = entry.sa.delete_child(now, spi);
+            }
+        }
+    }
+
+    fn reindex(&mut self, id: u64) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let key = (entry.sa.spi_i(), entry.sa.spi_r());
+        if key != entry.key {
+            self.by_spis.remove(&entry.key);
+            self.by_spis.insert(key, id);
+            entry.key = key;
+        }
+    }
+
+    fn reschedule(&mut self, id: u64) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let mut next = entry.sa.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(entry.rekey_at);
+        for c in &entry.children {
+            consider(c.rekey_at);
+        }
+        if next != entry.timer {
+            if let Some(old) = entry.timer.take() {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(t) = next {
+                self.timers.insert((t, id));
+            }
+            entry.timer = next;
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(entry) = self.sas.remove(&id) else {
+            return;
+        };
+        if self.by_spis.get(&entry.key) == Some(&id) {
+            self.by_spis.remove(&entry.key);
+        }
+        if let Some(h) = entry.half_open {
+            self.half_open.remove(&h);
+        }
+        if let Some(t) = entry.timer {
+            self.timers.remove(&(t, id));
+        }
+        for child in &entry.children {
+            self.plane.remove(&child.installed);
+        }
+    }
+}
+
+/// `base` from now, shortened by a random amount of up to a tenth (as strongSwan's
+/// rekey jitter) so that the two peers, and many SAs, do not rekey at the same moment: two
+/// simultaneous rekeys of one SA cost a wasted exchange (§2.8.1, §2.8.2). `None` for a zero
+/// time (no rekey).
+fn jittered(now: Instant, base: Duration) -> Option<Instant> {
+    if base.is_zero() {
+        return None;
+    }
+    let mut random = [0u8; 2];
+    // Without randomness the rekey simply comes at `base`.
+    let _ = SystemRng.fill(&mut random);
+    let spread = u16::from_le_bytes(random) >> 6; // 0..1024
+    let cut = base / 10 * u32::from(spread) / 1024;
+    Some(now + (base - cut))
+}

@@ -1,0 +1,278 @@
+//! The daemon's side of the data plane: Child SAs become records in the shared SA table and
+//! policies in its SPD (DESIGN.md, room 2). Whatever runs the workers reads the same table.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use xipsec_dataplane::esp::{
+    CipherSuite, DfPolicy, Endpoints, Mode as EspMode, SaParams, UdpEncap,
+};
+use xipsec_dataplane::table::{
+    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, SlotId, SlotStatus, TableError,
+    TableWriter,
+};
+
+use crate::ike::{ChildSaInstalled, EspPath, EspSuite, Mode};
+use crate::wire::TrafficSelector;
+
+/// SAs the table holds unless configured otherwise: 32k Child SAs (about 11 MiB of sparse
+/// shared memory; DESIGN.md sizes a slot).
+pub const DEFAULT_CAPACITY: u32 = 65_536;
+
+/// Why a Child SA could not be installed. The local side is at fault (a full table, or
+/// something the data plane does not do); the IKE SA stays, the Child SA is deleted.
+#[derive(Debug)]
+pub enum PlaneError {
+    /// The table refused it (full, or an SPI clash).
+    Table(TableError),
+    /// The keying material does not fit the suite.
+    Keymat,
+    /// Inner and outer families mixed in a way the SPD cannot express (a TS pair of two
+    /// families).
+    Selectors,
+}
+
+impl core::fmt::Display for PlaneError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlaneError::Table(e) => write!(f, "SA table: {e:?}"),
+            PlaneError::Keymat => f.write_str("keying material of the wrong length"),
+            PlaneError::Selectors => f.write_str("traffic selectors the SPD cannot hold"),
+        }
+    }
+}
+
+/// The two slots and the policies of one installed Child SA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledChild {
+    /// The inbound SA's slot.
+    pub inbound: SlotId,
+    /// The outbound SA's slot.
+    pub outbound: SlotId,
+    /// The policies that send traffic into `outbound`.
+    pub policies: Vec<Policy>,
+}
+
+/// The SA table as the daemon writes it.
+#[derive(Debug)]
+pub struct Plane {
+    table: TableWriter,
+    path: PathBuf,
+    /// Every installed Child SA's policies, in installation order; the SPD is rebuilt from
+    /// them (the newest first, so that a rekeyed pair takes over its predecessor's traffic
+    /// as soon as it is installed: make-before-break).
+    policies: Vec<(SlotId, Vec<Policy>)>,
+}
+
+impl Plane {
+    /// Creates the table at `path` with room for `capacity` SAs.
+    pub fn create(path: &Path, capacity: u32) -> Result<Plane, TableError> {
+        Ok(Plane {
+            table: TableWriter::create(path, capacity)?,
+            path: path.to_path_buf(),
+            policies: Vec::new(),
+        })
+    }
+
+    /// Where the table lives (workers open it).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SAs installed (two per Child SA).
+    pub fn installed(&self) -> usize {
+        self.table.installed()
+    }
+
+    /// Tells the workers the control plane is alive.
+    pub fn heartbeat(&self) {
+        self.table.heartbeat(unix_millis());
+    }
+
+    /// Installs both SAs of a Child SA and its policies. `replay_window` applies inbound.
+    pub fn install(
+        &mut self,
+        child: &ChildSaInstalled,
+        replay_window: u32,
+    ) -> Result<InstalledChild, PlaneError> {
+        let policies_template = policies(&child.local_ts, &child.remote_ts)?;
+        let record = |direction, spi, keymat: &[u8]| -> Result<SaRecord, PlaneError> {
+            let mut params = sa_params(spi, child.suite, child.mode, child.path)?;
+            params.esn = child.esn;
+            params.replay_window = replay_window;
+            Ok(SaRecord {
+                direction,
+                params,
+                keymat: Keymat::new(keymat).ok_or(PlaneError::Keymat)?,
+                lifetimes: Lifetimes::default(),
+                owner_worker: 0,
+                installed_at: unix_millis() / 1000,
+            })
+        };
+        let inbound = record(
+            Direction::Inbound,
+            child.inbound_spi,
+            child.inbound_keymat.expose(),
+        )?;
+        let outbound = record(
+            Direction::Outbound,
+            child.outbound_spi,
+            child.outbound_keymat.expose(),
+        )?;
+        let in_slot = self.table.install(&inbound).map_err(PlaneError::Table)?;
+        let out_slot = match self.table.install(&outbound) {
+            Ok(slot) => slot,
+            Err(e) => {
+                let _ = self.table.delete(in_slot);
+                return Err(PlaneError::Table(e));
+            }
+        };
+        let policies: Vec<Policy> = policies_template
+            .into_iter()
+            .map(|mut p| {
+                p.outbound = out_slot;
+                p
+            })
+            .collect();
+        self.policies.push((out_slot, policies.clone()));
+        if let Err(e) = self.write_spd() {
+            self.policies.pop();
+            let _ = self.table.delete(out_slot);
+            let _ = self.table.delete(in_slot);
+            return Err(PlaneError::Table(e));
+        }
+        Ok(InstalledChild {
+            inbound: in_slot,
+            outbound: out_slot,
+            policies,
+        })
+    }
+
+    /// Removes a Child SA: its policies first (so no packet is sent into a freed slot), then
+    /// both SAs, whose keys the table zeroes.
+    pub fn remove(&mut self, child: &InstalledChild) {
+        self.policies.retain(|(slot, _)| *slot != child.outbound);
+        // The SPD names only installed SAs, so this cannot fail for a consistent table; if it
+        // somehow does, the slots stay rather than leave a policy pointing at nothing.
+        if self.write_spd().is_ok() {
+            let _ = self.table.delete(child.outbound);
+            let _ = self.table.delete(child.inbound);
+        }
+    }
+
+    /// What the workers report for a slot: packets, bytes, drops, expiry flags.
+    pub fn status(&self, slot: SlotId) -> Option<SlotStatus> {
+        self.table.status(slot).ok()
+    }
+
+    fn write_spd(&mut self) -> Result<(), TableError> {
+        let all: Vec<Policy> = self
+            .policies
+            .iter()
+            .rev()
+            .flat_map(|(_, p)| p.iter().cloned())
+            .collect();
+        self.table.set_policies(&all)
+    }
+}
+
+fn sa_params(spi: u32, suite: EspSuite, mode: Mode, path: EspPath) -> Result<SaParams, PlaneError> {
+    let endpoints = match (path.local, path.remote) {
+        (IpAddr::V4(local), IpAddr::V4(remote)) => Endpoints::V4 { local, remote },
+        (IpAddr::V6(local), IpAddr::V6(remote)) => Endpoints::V6 { local, remote },
+        _ => return Err(PlaneError::Selectors),
+    };
+    let suite = match suite {
+        EspSuite::Aes128Gcm16 => CipherSuite::Aes128Gcm16,
+        EspSuite::Aes256Gcm16 => CipherSuite::Aes256Gcm16,
+        EspSuite::ChaCha20Poly1305 => CipherSuite::ChaCha20Poly1305,
+    };
+    let mut params = SaParams::tunnel(spi, suite, endpoints);
+    params.mode = match mode {
+        Mode::Tunnel => EspMode::Tunnel,
+        Mode::Transport => EspMode::Transport,
+    };
+    params.df = DfPolicy::Copy;
+    params.udp_encap = path.udp_encap.map(|p| UdpEncap {
+        local_port: p.local,
+        remote_port: p.remote,
+    });
+    Ok(params)
+}
+
+/// One policy per pair of selectors of the same family.
+fn policies(
+    local: &[TrafficSelector],
+    remote: &[TrafficSelector],
+) -> Result<Vec<Policy>, PlaneError> {
+    let mut out = Vec::new();
+    for l in local {
+        for r in remote {
+            let (Some((l_range, l_proto, l_ports)), Some((r_range, r_proto, r_ports))) =
+                (range_of(l), range_of(r))
+            else {
+                continue;
+            };
+            if matches!(l_range, AddressRange::V4 { .. })
+                != matches!(r_range, AddressRange::V4 { .. })
+            {
+                continue;
+            }
+            // A protocol on either side narrows the pair; two different ones match nothing.
+            let protocol = match (l_proto, r_proto) {
+                (0, 0) => None,
+                (0, p) | (p, 0) => Some(p),
+                (a, b) if a == b => Some(a),
+                _ => continue,
+            };
+            out.push(Policy {
+                local: l_range,
+                remote: r_range,
+                protocol,
+                local_ports: l_ports,
+                remote_ports: r_ports,
+                outbound: SlotId(0),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(PlaneError::Selectors);
+    }
+    Ok(out)
+}
+
+fn range_of(ts: &TrafficSelector) -> Option<(AddressRange, u8, (u16, u16))> {
+    match ts {
+        TrafficSelector::Ipv4 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => Some((
+            AddressRange::new(IpAddr::V4(*start), IpAddr::V4(*end))?,
+            *ip_protocol,
+            (*start_port, *end_port),
+        )),
+        TrafficSelector::Ipv6 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } => Some((
+            AddressRange::new(IpAddr::V6(*start), IpAddr::V6(*end))?,
+            *ip_protocol,
+            (*start_port, *end_port),
+        )),
+        _ => None,
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,195 @@
+//! The IKE sockets: UDP 500 and the NAT-T port on every listen address. On the NAT-T port an
+//! IKE message follows four zero octets (the non-ESP marker, RFC 3948 §2.2); a single 0xff is
+//! a NAT keepalive; anything else is ESP, which belongs to the data plane.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::ike::{Path, Transmit};
+
+/// The non-ESP marker.
+pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// The largest IKE datagram we receive (RFC 7296 §2: at least 1280 must work; fragmentation
+/// keeps real ones below this).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// A datagram for the engine.
+#[derive(Debug)]
+pub struct Received {
+    pub path: Path,
+    /// The IKE message, marker removed.
+    pub message: Vec<u8>,
+}
+
+/// What arrived on the NAT-T port.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NattPayload<'a> {
+    /// An IKE message (marker removed).
+    Ike(&'a [u8]),
+    /// A NAT keepalive.
+    Keepalive,
+    /// ESP (a non-zero SPI first): the data plane's.
+    Esp,
+    /// Too short to be anything.
+    Runt,
+}
+
+/// Sorts a datagram of the NAT-T port (RFC 3948 §2.2, §2.3).
+pub fn classify_natt(payload: &[u8]) -> NattPayload<'_> {
+    match payload {
+        [0xff] => NattPayload::Keepalive,
+        [0, 0, 0, 0, rest @ ..] if !rest.is_empty() => NattPayload::Ike(rest),
+        p if p.len() >= 8 => NattPayload::Esp,
+        _ => NattPayload::Runt,
+    }
+}
+
+/// One bound socket and what it is for.
+#[derive(Debug)]
+struct Bound {
+    local: SocketAddr,
+    socket: Arc<UdpSocket>,
+    natt: bool,
+}
+
+/// The daemon's IKE sockets.
+#[derive(Debug)]
+pub struct IkeSockets {
+    bound: Vec<Bound>,
+}
+
+/// Counters of what the sockets threw away.
+#[derive(Debug, Default)]
+pub struct SocketCounters {
+    pub esp_on_ike_socket: std::sync::atomic::AtomicU64,
+    pub runts: std::sync::atomic::AtomicU64,
+    pub keepalives: std::sync::atomic::AtomicU64,
+    pub send_errors: std::sync::atomic::AtomicU64,
+}
+
+impl IkeSockets {
+    /// Binds port 500 and, unless `natt_port` is `None` (the data plane owns that port and
+    /// hands IKE over), the NAT-T port on every address.
+    pub async fn bind(addrs: &[IpAddr], natt_port: Option<u16>) -> io::Result<IkeSockets> {
+        let mut bound = Vec::new();
+        for &ip in addrs {
+            for (port, natt) in std::iter::once((500, false)).chain(natt_port.map(|p| (p, true))) {
+                let local = SocketAddr::new(ip, port);
+                let socket = UdpSocket::bind(local).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot bind UDP {local}: {e}"))
+                })?;
+                bound.push(Bound {
+                    local,
+                    socket: Arc::new(socket),
+                    natt,
+                });
+            }
+        }
+        Ok(IkeSockets { bound })
+    }
+
+    /// Starts a receiving task per socket, feeding `tx`.
+    pub fn spawn_receivers(&self, tx: mpsc::Sender<Received>, counters: Arc<SocketCounters>) {
+        for b in &self.bound {
+            let socket = b.socket.clone();
+            let local = b.local;
+            let natt = b.natt;
+            let tx = tx.clone();
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                loop {
+                    let (n, remote) = match socket.recv_from(&mut buf).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            // ICMP errors surface here on Linux; the socket stays usable.
+                            debug!(%local, "receive: {e}");
+                            continue;
+                        }
+                    };
+                    let datagram = &buf[..n];
+                    let message = if natt {
+                        match classify_natt(datagram) {
+                            NattPayload::Ike(m) => m,
+                            NattPayload::Keepalive => {
+                                counters
+                                    .keepalives
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                continue;
+                            }
+                            NattPayload::Esp => {
+                                counters
+                                    .esp_on_ike_socket
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                continue;
+                            }
+                            NattPayload::Runt => {
+                                counters
+                                    .runts
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                    } else {
+                        datagram
+                    };
+                    let received = Received {
+                        path: Path { local, remote },
+                        message: message.to_vec(),
+                    };
+                    if tx.send(received).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Sends `t` from the socket bound to its source (with the marker on the NAT-T port), or
+    /// returns `false` when no socket of ours has that address.
+    pub fn send(&self, t: &Transmit, counters: &SocketCounters) -> bool {
+        let Some(b) = self.bound.iter().find(|b| b.local == t.source) else {
+            return false;
+        };
+        let result = if b.natt {
+            let mut framed = Vec::with_capacity(4 + t.contents.len());
+            framed.extend_from_slice(&NON_ESP_MARKER);
+            framed.extend_from_slice(&t.contents);
+            b.socket.try_send_to(&framed, t.destination)
+        } else {
+            b.socket.try_send_to(&t.contents, t.destination)
+        };
+        if let Err(e) = result {
+            // A full send buffer loses the datagram like the network would: retransmission
+            // covers it.
+            counters
+                .send_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!(to = %t.destination, "send: {e}");
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natt_payloads_are_told_apart_as_rfc_3948_says() {
+        assert_eq!(classify_natt(&[0xff]), NattPayload::Keepalive);
+        assert_eq!(
+            classify_natt(&[0, 0, 0, 0, 1, 2]),
+            NattPayload::Ike(&[1, 2])
+        );
+        assert_eq!(classify_natt(&[0, 0, 0, 0]), NattPayload::Runt);
+        assert_eq!(classify_natt(&[0, 0, 1, 0, 0, 0, 0, 1]), NattPayload::Esp);
+        assert_eq!(classify_natt(&[1, 2, 3]), NattPayload::Runt);
+    }
+}
