@@ -343,3 +343,64 @@ fn a_peer_no_connection_accepts_and_garbage_are_counted_drops() {
     assert_eq!(b.engine.counters().dropped_unknown_spi, 1);
     assert!(b.engine.is_empty());
 }
+
+fn prepared(dir: &FsPath, text: &str) -> Vec<xipsec_control::daemon::Prepared> {
+    let config = Config::parse(text, "reload", dir, &Macros::new()).unwrap();
+    let defaults = Defaults {
+        natt_port: 4500,
+        nat_traversal: NatTraversal::Detect,
+    };
+    config
+        .connections
+        .iter()
+        .map(|c| prepare(c, defaults).unwrap())
+        .collect()
+}
+
+#[test]
+fn reload_keeps_unchanged_connections_restarts_changed_ones_and_deletes_removed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), NatTraversal::Detect);
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let spis = |s: &Side| -> Vec<(u64, u64)> {
+        s.engine
+            .ike_sas()
+            .filter(|e| e.sa.is_established())
+            .map(|e| (e.sa.spi_i(), e.sa.spi_r()))
+            .collect()
+    };
+    let before = spis(&a);
+
+    // The same file again: nothing moves.
+    let same = config_text(A, B, "a.example", "b.example", true);
+    assert_eq!(
+        a.engine.reload(now, prepared(dir.path(), &same), true),
+        (1, 0, 0, 0)
+    );
+    exchange(&mut a, &mut b, now);
+    assert_eq!(spis(&a), before);
+
+    // Another replay window: the old IKE SA goes, a new one comes up with it.
+    let changed = same.replace("replay_window = 2048", "replay_window = 4096");
+    assert_eq!(
+        a.engine.reload(now, prepared(dir.path(), &changed), true),
+        (0, 1, 0, 0)
+    );
+    exchange(&mut a, &mut b, now);
+    let after = spis(&a);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!((sa.inbound.len(), sa.outbound.len()), (1, 1));
+    assert_eq!(sa.inbound[0].2, 4096, "the new replay window");
+    assert_mirrored(&sa, &sb);
+
+    // No connection left: everything is deleted.
+    assert_eq!(a.engine.reload(now, Vec::new(), true), (0, 0, 1, 0));
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.engine.plane().installed(), 0);
+    assert_eq!(b.engine.plane().installed(), 0);
+    assert!(a.engine.initiate(now, "site").is_err());
+}

@@ -68,6 +68,30 @@ impl Prepared {
         matches(&self.conn.local_addrs, local) && matches(&self.conn.remote_addrs, remote)
     }
 
+    /// Whether the daemon initiates it on its own (`start_action = "start"`).
+    pub fn starts(&self) -> bool {
+        self.conn
+            .children
+            .first()
+            .is_some_and(|c| c.start_action == config::StartAction::Start)
+    }
+
+    /// What decides whether a reload changed the connection: everything written, secrets
+    /// by their SHA-256 (their `Debug` form is redacted).
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(format!("{:?}", self.conn).as_bytes());
+        for psk in [&self.conn.local.psk, &self.conn.remote.psk]
+            .into_iter()
+            .flatten()
+        {
+            ctx.update(&[1]);
+            ctx.update(psk.expose());
+        }
+        ctx.update(format!("{:?}", self.template.nat_traversal).as_bytes());
+        ctx.finish().as_ref().to_vec()
+    }
+
     /// The peer to initiate to, if the connection names one.
     pub fn initiation_target(&self) -> Option<IpAddr> {
         self.conn.remote_addrs.iter().find_map(|a| match a {

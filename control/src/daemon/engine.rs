@@ -154,17 +154,70 @@ impl Engine {
         self.timers.first().map(|(t, _)| *t)
     }
 
+    /// Replaces the connections (SIGHUP): IKE SAs of connections that are gone or changed are
+    /// deleted, changed and new connections with `start_action = "start"` are initiated,
+    /// unchanged ones keep running untouched. Returns (kept, changed, removed, added).
+    pub fn reload(
+        &mut self,
+        now: Instant,
+        conns: Vec<Prepared>,
+        initiate: bool,
+    ) -> (usize, usize, usize, usize) {
+        let mut kept = Vec::new();
+        let mut restart = Vec::new();
+        let (mut unchanged, mut changed, mut added) = (0, 0, 0);
+        for new in conns {
+            match self.conns.iter().find(|old| old.conn.name == new.conn.name) {
+                Some(old) if old.fingerprint() == new.fingerprint() => {
+                    unchanged += 1;
+                    kept.push(old.clone());
+                }
+                Some(_) => {
+                    changed += 1;
+                    restart.push(new.conn.name.clone());
+                    kept.push(Arc::new(new));
+                }
+                None => {
+                    added += 1;
+                    restart.push(new.conn.name.clone());
+                    kept.push(Arc::new(new));
+                }
+            }
+        }
+        let removed = self
+            .conns
+            .iter()
+            .filter(|old| !kept.iter().any(|k| k.conn.name == old.conn.name))
+            .count();
+        // Delete what no longer matches its (new) connection: removed or changed ones.
+        let stale: Vec<u64> = self
+            .sas
+            .values()
+            .filter(|e| !kept.iter().any(|k| Arc::ptr_eq(k, &e.conn)))
+            .map(|e| e.id)
+            .collect();
+        for id in stale {
+            self.delete(now, id);
+        }
+        self.conns = kept;
+        if initiate {
+            for name in restart {
+                if self.conns.iter().any(|c| c.conn.name == name && c.starts()) {
+                    if let Err(e) = self.initiate(now, &name) {
+                        warn!(conn = %name, "cannot start: {e}");
+                    }
+                }
+            }
+        }
+        (unchanged, changed, removed, added)
+    }
+
     /// Starts every connection whose first child says `start_action = "start"`.
     pub fn start(&mut self, now: Instant) {
         let starting: Vec<String> = self
             .conns
             .iter()
-            .filter(|c| {
-                c.conn
-                    .children
-                    .first()
-                    .is_some_and(|ch| ch.start_action == crate::config::StartAction::Start)
-            })
+            .filter(|c| c.starts())
             .map(|c| c.conn.name.clone())
             .collect();
         for name in starting {
@@ -508,10 +561,17 @@ impl Engine {
             }
             Event::ChildSaFailed { error } => {
                 warn!(conn = %name, id, spis, "Child SA not created: {error:?}");
+                // A refused rekey (the peer was busy, say) leaves the old pair: try again
+                // after a random pause, so that two peers that collided do not again.
+                for child in entry.children.iter_mut().filter(|c| c.rekey_at.is_none()) {
+                    child.rekey_at = Some(now + retry_pause());
+                }
             }
             Event::IkeSaRekeyFailed { error } => {
                 warn!(conn = %name, id, spis, "IKE SA rekey failed: {error:?}");
-                entry.rekey_at = Some(now + Duration::from_secs(10));
+                if entry.established.is_some() {
+                    entry.rekey_at = Some(now + retry_pause());
+                }
             }
         }
     }
@@ -609,6 +669,14 @@ impl Engine {
             self.plane.remove(&child.installed);
         }
     }
+}
+
+/// A random 2 to 12 seconds: the pause before retrying a refused rekey. Two peers whose
+/// rekeys collided (each refusing the other's, §2.8) pick different pauses and then succeed.
+fn retry_pause() -> Duration {
+    let mut random = [0u8; 2];
+    let _ = SystemRng.fill(&mut random);
+    Duration::from_secs(2) + Duration::from_millis(u64::from(u16::from_le_bytes(random)) % 10_000)
 }
 
 /// `base` from now, shortened by a random amount of up to a tenth (as strongSwan's

@@ -123,13 +123,23 @@ async fn event_loop(
                 engine.shutdown(Instant::now());
                 stopping = Some(Instant::now() + SHUTDOWN_GRACE);
             }
-            _ = sighup.recv() => {
-                warn!("SIGHUP: reloading is not implemented yet; the configuration stays");
-            }
+            _ = sighup.recv() => reload(&opts, &mut engine),
         }
     }
     info!("xipsecd stopped");
     Ok(())
+}
+
+/// SIGHUP: reads the file again; on errors the running configuration stays.
+fn reload(opts: &Options, engine: &mut Engine) {
+    match load(opts) {
+        Ok((_, prepared)) => {
+            let (kept, changed, removed, added) =
+                engine.reload(Instant::now(), prepared, !opts.passive);
+            info!(kept, changed, removed, added, "configuration reloaded");
+        }
+        Err(e) => error!("reload failed, the running configuration stays:\n{e}"),
+    }
 }
 
 fn flush(engine: &mut Engine, sockets: &IkeSockets, counters: &SocketCounters) {
