@@ -404,3 +404,61 @@ fn reload_keeps_unchanged_connections_restarts_changed_ones_and_deletes_removed_
     assert_eq!(b.engine.plane().installed(), 0);
     assert!(a.engine.initiate(now, "site").is_err());
 }
+
+#[test]
+fn manual_sas_reach_the_table_with_their_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[[manual_sa]]
+name = "a-to-b"
+direction = "out"
+spi = 0x7001
+cipher = "aes256gcm16"
+key = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20212223"
+local = "198.51.100.1"
+remote = "198.51.100.2"
+local_ts = ["10.1.0.0/24"]
+remote_ts = ["10.2.0.0/24"]
+encap = { sport = 4500, dport = 4501 }
+
+[[manual_sa]]
+name = "b-to-a"
+direction = "in"
+spi = 0x7002
+cipher = "aes128gcm16"
+key = "hex:000102030405060708090a0b0c0d0e0f10111213"
+local = "198.51.100.1"
+remote = "198.51.100.2"
+local_ts = ["10.1.0.0/24"]
+remote_ts = ["10.2.0.0/24"]
+replay_window = 64
+"#;
+    let config = Config::parse(text, "manual", dir.path(), &Macros::new()).unwrap();
+    let table = dir.path().join("manual.table");
+    let mut plane = Plane::create(&table, 64).unwrap();
+    for sa in &config.manual_sas {
+        plane.install_manual(sa).unwrap();
+    }
+    let reader = TableReader::open(&table).unwrap();
+    let (_, inbound) = reader.read_inbound(0x7002).expect("inbound by SPI");
+    assert_eq!(inbound.record.params.replay_window, 64);
+    assert_eq!(inbound.record.keymat.as_bytes().len(), 20);
+    let mut policies = Vec::new();
+    reader.read_policies(&mut policies).unwrap();
+    assert_eq!(policies.len(), 1);
+    let out = reader.read(policies[0].outbound).unwrap().record;
+    assert_eq!(out.params.spi, 0x7001);
+    assert_eq!(
+        out.params.udp_encap,
+        Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 4501
+        })
+    );
+    assert!(
+        reader.read_inbound(0x7001).is_none(),
+        "outbound SAs are not in the SPI index"
+    );
+    // The same SPI twice inbound is refused, not silently replaced.
+    assert!(plane.install_manual(&config.manual_sas[1]).is_err());
+}

@@ -149,6 +149,65 @@ impl Plane {
         })
     }
 
+    /// Installs a `[[manual_sa]]`: an inbound SA, or an outbound one with the policies of its
+    /// traffic selectors. Manual SAs stay for the daemon's life.
+    pub fn install_manual(&mut self, sa: &crate::config::ManualSa) -> Result<SlotId, PlaneError> {
+        let suite = super::connection::esp_suite(sa.cipher);
+        let udp_encap = sa.encap.map(|e| crate::ike::NattPorts {
+            local: e.sport,
+            remote: e.dport,
+        });
+        let path = EspPath {
+            local: sa.local,
+            remote: sa.remote,
+            udp_encap,
+        };
+        let mode = match sa.mode {
+            crate::config::Mode::Tunnel => Mode::Tunnel,
+            crate::config::Mode::Transport => Mode::Transport,
+        };
+        let mut params = sa_params(sa.spi, suite, mode, path)?;
+        params.esn = sa.esn;
+        params.replay_window = sa.replay_window;
+        let direction = match sa.direction {
+            crate::config::Direction::In => Direction::Inbound,
+            crate::config::Direction::Out => Direction::Outbound,
+        };
+        let record = SaRecord {
+            direction,
+            params,
+            keymat: Keymat::new(sa.key.expose()).ok_or(PlaneError::Keymat)?,
+            lifetimes: Lifetimes::default(),
+            owner_worker: 0,
+            installed_at: unix_millis() / 1000,
+        };
+        let local_ts: Vec<TrafficSelector> =
+            sa.local_ts.iter().map(super::connection::traffic_selector).collect();
+        let remote_ts: Vec<TrafficSelector> =
+            sa.remote_ts.iter().map(super::connection::traffic_selector).collect();
+        let template = match direction {
+            Direction::Outbound => Some(policies(&local_ts, &remote_ts)?),
+            Direction::Inbound => None,
+        };
+        let slot = self.table.install(&record).map_err(PlaneError::Table)?;
+        if let Some(template) = template {
+            let policies = template
+                .into_iter()
+                .map(|mut p| {
+                    p.outbound = slot;
+                    p
+                })
+                .collect();
+            self.policies.push((slot, policies));
+            if let Err(e) = self.write_spd() {
+                self.policies.pop();
+                let _ = self.table.delete(slot);
+                return Err(PlaneError::Table(e));
+            }
+        }
+        Ok(slot)
+    }
+
     /// Removes a Child SA: its policies first (so no packet is sent into a freed slot), then
     /// both SAs, whose keys the table zeroes.
     pub fn remove(&mut self, child: &InstalledChild) {

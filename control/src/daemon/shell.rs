@@ -45,7 +45,7 @@ fn load(opts: &Options) -> Result<(Config, Vec<Prepared>), DaemonError> {
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     let (config, prepared) = load(&opts)?;
     let listen = listen_addresses(&config);
-    if listen.is_empty() {
+    if listen.is_empty() && !config.connections.is_empty() {
         return Err(DaemonError::Config(vec![format!(
             "{}: no address to receive IKE on: set daemon.listen or a connection's local_addrs",
             opts.config.display()
@@ -62,6 +62,14 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
             table_path.display()
         ))
     })?;
+    let mut plane = plane;
+    for sa in &config.manual_sas {
+        plane.install_manual(sa).map_err(|e| {
+            DaemonError::Local(format!("manual_sa '{}' cannot be installed: {e}", sa.name))
+        })?;
+        info!(name = %sa.name, spi = format_args!("{:08x}", sa.spi), direction = ?sa.direction,
+              "manual SA installed");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
