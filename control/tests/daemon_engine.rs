@@ -6,7 +6,7 @@ use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
 use xipsec_control::config::{Config, Macros};
-use xipsec_control::daemon::{prepare, Defaults, Engine, Plane};
+use xipsec_control::daemon::{prepare, Defaults, Engine, Plane, RouteChange};
 use xipsec_control::ike::{NatTraversal, Path};
 use xipsec_dataplane::esp::UdpEncap;
 use xipsec_dataplane::table::{Direction, Policy, TableReader};
@@ -236,6 +236,9 @@ fn child_sas_are_rekeyed_on_time_make_before_break_and_the_old_ones_leave_the_ta
     a.engine.start(now);
     exchange(&mut a, &mut b, now);
     let first = seen(&a).outbound[0].0;
+    let route = RouteChange::Add("10.2.0.0/24".parse().unwrap());
+    assert_eq!(a.engine.poll_route_change(), Some(route));
+    assert_eq!(a.engine.poll_route_change(), None);
     // The child's rekey_time is 600 s (jittered down by at most a tenth); one side rekeys.
     let until = now + Duration::from_secs(601);
     run_until(&mut a, &mut b, &mut now, until);
@@ -252,6 +255,19 @@ fn child_sas_are_rekeyed_on_time_make_before_break_and_the_old_ones_leave_the_ta
     assert_eq!(policies.len(), 1);
     let snap = reader.read(policies[0].outbound).unwrap();
     assert_eq!(snap.record.params.spi, sa.outbound[0].0);
+    // The route stayed through the rekey (never a moment without it), and goes with the
+    // last Child SA.
+    assert_eq!(a.engine.poll_route_change(), None);
+    a.engine.terminate(now, "site").unwrap();
+    exchange(&mut a, &mut b, now);
+    assert_eq!(
+        a.engine.poll_route_change(),
+        Some(RouteChange::Remove("10.2.0.0/24".parse().unwrap()))
+    );
+    assert_eq!(
+        b.engine.poll_route_change(),
+        Some(RouteChange::Add("10.1.0.0/24".parse().unwrap()))
+    );
 }
 
 #[test]

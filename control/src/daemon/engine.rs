@@ -149,6 +149,11 @@ impl Engine {
         self.transmits.pop_front()
     }
 
+    /// The next route the data plane needs added or removed.
+    pub fn poll_route_change(&mut self) -> Option<super::plane::RouteChange> {
+        self.plane.poll_route_change()
+    }
+
     /// When [`Engine::timeout`] is due next.
     pub fn next_timeout(&self) -> Option<Instant> {
         self.timers.first().map(|(t, _)| *t)

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 pub use connection::{prepare, Defaults, Prepared, Unsupported};
 pub use engine::{ChildEntry, CommandError, Counters, Engine, IkeEntry};
-pub use plane::{InstalledChild, Plane, PlaneError, DEFAULT_CAPACITY};
+pub use plane::{InstalledChild, Plane, PlaneError, RouteChange, DEFAULT_CAPACITY};
 pub use shell::run;
 pub use sockets::{classify_natt, NattPayload, NON_ESP_MARKER};
 

@@ -1,8 +1,11 @@
 //! The daemon's side of the data plane: Child SAs become records in the shared SA table and
 //! policies in its SPD (DESIGN.md, room 2). Whatever runs the workers reads the same table.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use xipsec_dataplane::esp::{
@@ -52,6 +55,17 @@ pub struct InstalledChild {
     pub outbound: SlotId,
     /// The policies that send traffic into `outbound`.
     pub policies: Vec<Policy>,
+    /// The prefixes of the peer's side that must be routed into the data plane.
+    pub routes: Vec<IpNet>,
+}
+
+/// A route the data plane needs (the first Child SA for a prefix) or no longer needs (the
+/// last one went). The shell applies them (a route into the TUN device of the portable
+/// backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteChange {
+    Add(IpNet),
+    Remove(IpNet),
 }
 
 /// The SA table as the daemon writes it.
@@ -63,6 +77,9 @@ pub struct Plane {
     /// them (the newest first, so that a rekeyed pair takes over its predecessor's traffic
     /// as soon as it is installed: make-before-break).
     policies: Vec<(SlotId, Vec<Policy>)>,
+    /// How many installed SAs want each route.
+    routes: HashMap<IpNet, usize>,
+    route_changes: VecDeque<RouteChange>,
 }
 
 impl Plane {
@@ -72,6 +89,8 @@ impl Plane {
             table: TableWriter::create(path, capacity)?,
             path: path.to_path_buf(),
             policies: Vec::new(),
+            routes: HashMap::new(),
+            route_changes: VecDeque::new(),
         })
     }
 
@@ -142,10 +161,16 @@ impl Plane {
             let _ = self.table.delete(in_slot);
             return Err(PlaneError::Table(e));
         }
+        let routes = match child.mode {
+            Mode::Tunnel => prefixes(&child.remote_ts),
+            Mode::Transport => Vec::new(),
+        };
+        self.want_routes(&routes);
         Ok(InstalledChild {
             inbound: in_slot,
             outbound: out_slot,
             policies,
+            routes,
         })
     }
 
@@ -181,10 +206,16 @@ impl Plane {
             owner_worker: 0,
             installed_at: unix_millis() / 1000,
         };
-        let local_ts: Vec<TrafficSelector> =
-            sa.local_ts.iter().map(super::connection::traffic_selector).collect();
-        let remote_ts: Vec<TrafficSelector> =
-            sa.remote_ts.iter().map(super::connection::traffic_selector).collect();
+        let local_ts: Vec<TrafficSelector> = sa
+            .local_ts
+            .iter()
+            .map(super::connection::traffic_selector)
+            .collect();
+        let remote_ts: Vec<TrafficSelector> = sa
+            .remote_ts
+            .iter()
+            .map(super::connection::traffic_selector)
+            .collect();
         let template = match direction {
             Direction::Outbound => Some(policies(&local_ts, &remote_ts)?),
             Direction::Inbound => None,
@@ -204,6 +235,9 @@ impl Plane {
                 let _ = self.table.delete(slot);
                 return Err(PlaneError::Table(e));
             }
+            if mode == Mode::Tunnel {
+                self.want_routes(&prefixes(&remote_ts));
+            }
         }
         Ok(slot)
     }
@@ -217,6 +251,30 @@ impl Plane {
         if self.write_spd().is_ok() {
             let _ = self.table.delete(child.outbound);
             let _ = self.table.delete(child.inbound);
+        }
+        for net in &child.routes {
+            if let Some(n) = self.routes.get_mut(net) {
+                *n -= 1;
+                if *n == 0 {
+                    self.routes.remove(net);
+                    self.route_changes.push_back(RouteChange::Remove(*net));
+                }
+            }
+        }
+    }
+
+    /// The next route to add or remove.
+    pub fn poll_route_change(&mut self) -> Option<RouteChange> {
+        self.route_changes.pop_front()
+    }
+
+    fn want_routes(&mut self, nets: &[IpNet]) {
+        for net in nets {
+            let n = self.routes.entry(*net).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.route_changes.push_back(RouteChange::Add(*net));
+            }
         }
     }
 
@@ -327,6 +385,25 @@ fn range_of(ts: &TrafficSelector) -> Option<(AddressRange, u8, (u16, u16))> {
         )),
         _ => None,
     }
+}
+
+/// The fewest prefixes that cover the address ranges of `selectors`.
+fn prefixes(selectors: &[TrafficSelector]) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for ts in selectors {
+        match ts {
+            TrafficSelector::Ipv4 { start, end, .. } => {
+                out.extend(ipnet::Ipv4Subnets::new(*start, *end, 0).map(IpNet::V4))
+            }
+            TrafficSelector::Ipv6 { start, end, .. } => {
+                out.extend(ipnet::Ipv6Subnets::new(*start, *end, 0).map(IpNet::V6))
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn unix_millis() -> u64 {
