@@ -19,6 +19,11 @@ pub trait SaSource {
     /// Inbound SAs by SPI.
     fn inbound(&mut self) -> &mut Self::Inbound;
 
+    /// Called before each batch: pick up what changed since the last one (the worker may
+    /// have slept in `poll(2)` meanwhile), so that the first packet after a change already
+    /// sees it. Must be cheap when nothing changed.
+    fn begin_batch(&mut self) {}
+
     /// Called once after every batch, both directions done: report, refresh.
     fn end_batch(&mut self) {}
 }
@@ -72,6 +77,11 @@ impl<'t> SaSource for TableSas<'t> {
 
     fn inbound(&mut self) -> &mut SaCache<'t> {
         &mut self.cache
+    }
+
+    fn begin_batch(&mut self) {
+        // One atomic load when the SPD did not change.
+        self.spd.refresh(self.table);
     }
 
     fn end_batch(&mut self) {

@@ -101,6 +101,8 @@ impl<S: SaSource> XskGateway<S> {
 
     /// One batch each way; returns how many frames were received. Never blocks.
     pub fn run_once(&mut self) -> usize {
+        // The first packet after a policy change must already follow it.
+        self.sas.begin_batch();
         let received = self.forward(Direction::LanToWan) + self.forward(Direction::WanToLan);
         self.sas.end_batch();
         received

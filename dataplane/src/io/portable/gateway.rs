@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::frames::FramePool;
 use super::socket::{EspSocket, EspTransport, RecvMeta};
 use super::sys::{self, IoStats};
 use super::tun::Tun;
 use super::MAX_BATCH;
 use crate::esp::{
-    Decapsulator, DropReason, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM,
-    ENCAP_TAILROOM,
+    Decapsulator, DropReason, InboundSa, OutboundSa, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
 };
 
-/// How a [`PortableGateway`] runs.
+/// How a [`PortableGateway`] or a [`super::PortableWorker`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// Packets per batch in each direction, at most [`MAX_BATCH`].
@@ -100,31 +100,6 @@ pub struct GatewayCounters {
     pub keepalives_to_caller: u64,
 }
 
-/// `MAX_BATCH` frames allocated once, lent out as packet buffers each round.
-struct FramePool {
-    storage: Box<[u8]>,
-    frame_len: usize,
-}
-
-impl FramePool {
-    fn new(frame_len: usize, frames: usize) -> Self {
-        Self {
-            storage: vec![0u8; frame_len * frames].into_boxed_slice(),
-            frame_len,
-        }
-    }
-
-    /// A buffer per frame (empty windows; the I/O calls set them). Buffers past the pool's
-    /// frame count have empty frames.
-    fn bufs(&mut self) -> [PacketBuf<'_>; MAX_BATCH] {
-        let mut frames = self.storage.chunks_exact_mut(self.frame_len);
-        std::array::from_fn(|_| {
-            let frame = frames.next().unwrap_or_default();
-            PacketBuf::new(frame, 0, 0).expect("an empty window at 0 lies in any frame")
-        })
-    }
-}
-
 /// A single-threaded ESP gateway over a TUN device and an [`EspSocket`]: plaintext read from
 /// the TUN device is encapsulated with the outbound SA and sent to the peer; ESP received from
 /// the peer is decapsulated with the inbound SA and written to the TUN device. IKE and
@@ -144,15 +119,6 @@ pub struct PortableGateway {
     meta: [RecvMeta; MAX_BATCH],
     verdicts: [Verdict; MAX_BATCH],
     counters: GatewayCounters,
-}
-
-impl std::fmt::Debug for FramePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FramePool")
-            .field("frame_len", &self.frame_len)
-            .field("frames", &(self.storage.len() / self.frame_len.max(1)))
-            .finish()
-    }
 }
 
 impl PortableGateway {

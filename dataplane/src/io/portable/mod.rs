@@ -14,7 +14,13 @@
 //! - [`EspSocket`]: the outer side, batched with `recvmmsg`/`sendmmsg`. Either a UDP socket on
 //!   the NAT-T port (ESP in UDP, RFC 3948) or a raw `IPPROTO_ESP` socket (plain ESP).
 //! - [`PortableGateway`]: one thread, `poll(2)` on both fds, bounded batches, one outbound and
-//!   one inbound SA (the SA table comes later), counters, a stop flag.
+//!   one inbound SA, counters, a stop flag.
+//! - [`PortableWorker`]: the same loop for any number of SAs from an
+//!   [`SaSource`](crate::worker::SaSource) — the shared SA table in service, changed by the
+//!   IKE daemon while the worker runs — over up to four ESP sockets (UDP and raw, IPv4 and
+//!   IPv6), each SA's packets through the socket that fits it.
+//! - [`IkeSender`]: sends IKE from a worker's NAT-T socket on the daemon's thread.
+//! - [`RouteSocket`]: routes to the SAs' remote subnets through the TUN device (rtnetlink).
 //!
 //! # The outer headers the decapsulator needs
 //!
@@ -56,19 +62,27 @@
 //! They are not swallowed: [`PortableGateway`] hands them to the caller as a
 //! [`ControlDatagram`] (the decapsulator says [`Verdict::ToControlPlane`](crate::esp::Verdict)
 //! or drops them as `NattKeepalive`, and the gateway turns both into a hand-off), and
-//! [`EspSocket::send_ike`] sends IKE back from the same port with the marker in front.
+//! [`EspSocket::send_ike`] sends IKE back from the same port with the marker in front;
+//! [`PortableWorker`] does the same, and [`IkeSender`] sends from another thread.
 
+mod frames;
 mod gateway;
+mod ike_sender;
 mod outer;
+mod route;
 mod socket;
 mod sys;
 mod tun;
+mod worker;
 
 pub use gateway::{ControlDatagram, ControlKind, GatewayConfig, GatewayCounters, PortableGateway};
+pub use ike_sender::IkeSender;
 pub use outer::RX_HEADROOM;
+pub use route::{interface_index, Route, RouteSocket, RT_TABLE_MAIN};
 pub use socket::{EspSocket, EspTransport, RecvMeta};
 pub use sys::IoStats;
 pub use tun::{Tun, TunConfig};
+pub use worker::{PortableWorker, WorkerCounters, WorkerSetupError, MAX_ESP_SOCKETS};
 
 /// The most packets one batch call handles; [`GatewayConfig::batch_size`] is capped to it.
 pub const MAX_BATCH: usize = 64;

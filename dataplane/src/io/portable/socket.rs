@@ -5,8 +5,9 @@ use std::fmt;
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use super::ike_sender::IkeSender;
 use super::outer::{outer_facts, synthesize, RX_HEADROOM};
 use super::sys::{self, errno, is_would_block, setsockopt_int, IoStats};
 use super::MAX_BATCH;
@@ -536,7 +537,6 @@ impl EspSocket {
     /// Sends an IKE message from this socket's port with the four-byte non-ESP marker in front
     /// (RFC 3948 §2.2), as IKE on the NAT-T port must be. UDP sockets only.
     pub fn send_ike(&self, to: SocketAddr, message: &[u8]) -> io::Result<usize> {
-        const NON_ESP_MARKER: [u8; 4] = [0; 4];
         self.send_parts(to, &[&NON_ESP_MARKER, message])
     }
 
@@ -546,40 +546,74 @@ impl EspSocket {
     }
 
     fn send_parts(&self, to: SocketAddr, parts: &[&[u8]]) -> io::Result<usize> {
-        if self.transport != EspTransport::Udp {
-            return Err(io::Error::new(
+        self.require_udp()?;
+        send_parts(self.fd.as_fd(), to, parts)
+    }
+
+    fn require_udp(&self) -> io::Result<()> {
+        if self.transport == EspTransport::Udp {
+            Ok(())
+        } else {
+            Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "IKE and keepalives travel on the UDP socket",
-            ));
+            ))
         }
-        let mut iovs = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; 2];
-        for (iov, part) in iovs.iter_mut().zip(parts) {
-            *iov = libc::iovec {
-                iov_base: part.as_ptr() as *mut libc::c_void,
-                iov_len: part.len(),
-            };
+    }
+
+    /// A handle that sends IKE messages and keepalives from this socket's port on another
+    /// thread (the IKE daemon's) while a worker owns the socket and does all the receiving.
+    /// It holds a duplicate of the socket's fd. UDP sockets only.
+    pub fn ike_sender(&self) -> io::Result<IkeSender> {
+        self.require_udp()?;
+        Ok(IkeSender::new(self.fd.try_clone()?, self.local))
+    }
+
+    /// A duplicate of the UDP socket as a standard socket, for a caller that wants to send
+    /// through its own event loop (e.g. `tokio::net::UdpSocket::from_std`). It shares the
+    /// socket: its port, its non-blocking flag (which the worker does not rely on) and its
+    /// receive queue — so use it only to send, or it takes datagrams from the worker. IKE
+    /// sent through it needs the four-byte non-ESP marker in front, which
+    /// [`ike_sender`](Self::ike_sender) adds. UDP sockets only.
+    pub fn try_clone_udp(&self) -> io::Result<std::net::UdpSocket> {
+        self.require_udp()?;
+        Ok(std::net::UdpSocket::from(self.fd.try_clone()?))
+    }
+}
+
+/// What precedes an IKE message on the NAT-T port (RFC 3948 §2.2).
+pub(super) const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// Sends `parts` as one UDP datagram to `to` with `sendmsg`, without copying them together.
+/// At most two parts.
+pub(super) fn send_parts(fd: BorrowedFd<'_>, to: SocketAddr, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut iovs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2];
+    for (iov, part) in iovs.iter_mut().zip(parts) {
+        *iov = libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        };
+    }
+    let (mut addr, namelen) = sys::to_sockaddr(to);
+    // SAFETY: msghdr is integers and pointers; all zeros is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = namelen;
+    msg.msg_iov = iovs.as_mut_ptr();
+    msg.msg_iovlen = parts.len().min(iovs.len()) as _;
+    loop {
+        // SAFETY: `msg` points at the live address and iovecs above, and they at `parts`,
+        // which the kernel only reads.
+        let ret = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+        if ret >= 0 {
+            return Ok(ret as usize);
         }
-        let (mut addr, namelen) = sys::to_sockaddr(to);
-        // SAFETY: msghdr is integers and pointers; all zeros is valid.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
-        msg.msg_namelen = namelen;
-        msg.msg_iov = iovs.as_mut_ptr();
-        msg.msg_iovlen = parts.len().min(iovs.len()) as _;
-        loop {
-            // SAFETY: `msg` points at the live address and iovecs above, and they at `parts`,
-            // which the kernel only reads.
-            let ret = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-            if ret >= 0 {
-                return Ok(ret as usize);
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
         }
     }
 }
