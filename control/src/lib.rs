@@ -13,7 +13,6 @@
 
 pub mod config;
 pub mod crypto;
-pub mod ctl;
 pub mod daemon;
 pub mod ike;
 pub mod wire;
