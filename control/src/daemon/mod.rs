@@ -6,8 +6,10 @@
 //!   Child SA events turned into SA-table records.
 //! - `plane.rs`: the daemon's side of the shared SA table (records and the SPD).
 //! - `sockets.rs`: UDP 500 and the NAT-T port, the non-ESP marker.
+//! - `backend.rs`: the portable data plane's worker thread (TUN device, ESP sockets, routes).
 //! - `shell.rs`: the tokio loop that moves datagrams, fires timers, answers signals.
 
+mod backend;
 mod connection;
 mod engine;
 mod plane;

@@ -2,6 +2,7 @@
 //! creates the SA table, and then only moves datagrams in and out, fires timers and answers
 //! signals. Everything that decides lives in the engine.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use super::backend::PortableBackend;
 use super::connection::{prepare, Defaults, Prepared};
 use super::engine::Engine;
 use super::plane::{Plane, DEFAULT_CAPACITY};
@@ -74,8 +76,20 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Local(format!("cannot start the runtime: {e}")))?;
+    if config.dataplane.backend == crate::config::Backend::Afxdp {
+        return Err(DaemonError::Config(vec![format!(
+            "{}: dataplane.backend = \"afxdp\" is not run by xipsecd yet; use \"portable\" or \"auto\"",
+            opts.config.display()
+        )]));
+    }
+    let backend_addr = listen
+        .iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .or_else(|| listen.first().copied())
+        .or_else(|| config.manual_sas.first().map(|sa| sa.local));
     let engine = Engine::new(prepared, plane, listen.clone());
-    let result = runtime.block_on(event_loop(opts, engine, listen));
+    let result = runtime.block_on(event_loop(opts, engine, listen, backend_addr));
     let _ = std::fs::remove_file(&table_path);
     result
 }
@@ -83,13 +97,31 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
 async fn event_loop(
     opts: Options,
     mut engine: Engine,
-    listen: Vec<std::net::IpAddr>,
+    listen: Vec<IpAddr>,
+    backend_addr: Option<IpAddr>,
 ) -> Result<(), DaemonError> {
-    let sockets = IkeSockets::bind(&listen, Some(opts.natt_port))
+    let (tx, mut rx) = mpsc::channel::<Received>(RX_QUEUE);
+    // The worker owns the NAT-T port of the address it runs on; the daemon the others.
+    let mut backend = match backend_addr {
+        Some(addr) => Some(
+            PortableBackend::start(addr, opts.natt_port, opts.table_path(), tx.clone())
+                .map_err(|e| DaemonError::Local(format!("data plane: {e}")))?,
+        ),
+        None => None,
+    };
+    let natt_elsewhere: Vec<IpAddr> = listen
+        .iter()
+        .copied()
+        .filter(|a| Some(*a) != backend_addr)
+        .collect();
+    let mut sockets = IkeSockets::bind(&listen, None)
+        .await
+        .map_err(|e| DaemonError::Local(e.to_string()))?;
+    sockets
+        .bind_more(&natt_elsewhere, opts.natt_port)
         .await
         .map_err(|e| DaemonError::Local(e.to_string()))?;
     let counters = Arc::new(SocketCounters::default());
-    let (tx, mut rx) = mpsc::channel::<Received>(RX_QUEUE);
     sockets.spawn_receivers(tx, counters.clone());
     let signal_error = |e: std::io::Error| DaemonError::Local(format!("signals: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
@@ -103,7 +135,14 @@ async fn event_loop(
     }
     let mut stopping: Option<Instant> = None;
     loop {
-        flush(&mut engine, &sockets, &counters);
+        flush(&mut engine, &sockets, backend.as_ref(), &counters);
+        if let Some(b) = backend.as_mut() {
+            while let Some(change) = engine.poll_route_change() {
+                if let Err(e) = b.apply(change) {
+                    error!(?change, "route: {e}");
+                }
+            }
+        }
         if let Some(deadline) = stopping {
             if engine.is_empty() || Instant::now() >= deadline {
                 break;
@@ -134,6 +173,7 @@ async fn event_loop(
             _ = sighup.recv() => reload(&opts, &mut engine),
         }
     }
+    drop(backend);
     info!("xipsecd stopped");
     Ok(())
 }
@@ -150,9 +190,21 @@ fn reload(opts: &Options, engine: &mut Engine) {
     }
 }
 
-fn flush(engine: &mut Engine, sockets: &IkeSockets, counters: &SocketCounters) {
+fn flush(
+    engine: &mut Engine,
+    sockets: &IkeSockets,
+    backend: Option<&PortableBackend>,
+    counters: &SocketCounters,
+) {
     while let Some(t) = engine.poll_transmit() {
-        if !sockets.send(&t, counters) {
+        if let Some(b) = backend.filter(|b| b.natt_addr() == t.source) {
+            if let Err(e) = b.send_ike(t.destination, &t.contents) {
+                counters
+                    .send_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(to = %t.destination, "send: {e}");
+            }
+        } else if !sockets.send(&t, counters) {
             warn!(source = %t.source, "no socket bound to the source of a datagram; dropped");
         }
     }

@@ -94,6 +94,22 @@ impl IkeSockets {
         Ok(IkeSockets { bound })
     }
 
+    /// Binds the NAT-T port on more addresses.
+    pub async fn bind_more(&mut self, addrs: &[IpAddr], natt_port: u16) -> io::Result<()> {
+        for &ip in addrs {
+            let local = SocketAddr::new(ip, natt_port);
+            let socket = UdpSocket::bind(local)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind UDP {local}: {e}")))?;
+            self.bound.push(Bound {
+                local,
+                socket: Arc::new(socket),
+                natt: true,
+            });
+        }
+        Ok(())
+    }
+
     /// Starts a receiving task per socket, feeding `tx`.
     pub fn spawn_receivers(&self, tx: mpsc::Sender<Received>, counters: Arc<SocketCounters>) {
         for b in &self.bound {
