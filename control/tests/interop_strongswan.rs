@@ -245,3 +245,253 @@ fn charon_initiates_to_xipsecd_aes256_sha256_modp2048_and_aes256gcm() {
     );
     site.ping_eventually();
 }
+
+/// A ping flood in the background from A's host to B's: (sent, received) when it ends.
+fn ping_flood(ns: &Netns, count: u32) -> std::thread::JoinHandle<(u32, u32)> {
+    let name = ns.name().to_owned();
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &name, "ping", "-q", "-i", "0.02", "-W", "1",
+            ])
+            .args(["-c", &count.to_string(), "-I", HOST_A, HOST_B])
+            .output()
+            .expect("ping");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "N packets transmitted, M received"
+        let numbers: Vec<u32> = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .map(|l| {
+                l.split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|w| w.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            numbers.first().copied().unwrap_or(0),
+            numbers.get(1).copied().unwrap_or(0),
+        )
+    })
+}
+
+#[test]
+fn rekeys_started_by_charon_keep_the_tunnel_up_while_ping_flows() {
+    let Some(site) = start("charon_rekeys_with_xipsecd", &Setup::default()) else {
+        return;
+    };
+    let (spi_i, spi_r, child_in, _) = site.wait_up(1);
+    site.ping_eventually();
+    let flood = ping_flood(&site.ns_a, 150);
+    std::thread::sleep(Duration::from_millis(500));
+    site.charon.rekey_child("net").unwrap();
+    let sas = site
+        .charon
+        .wait_sas(UP, |sas| {
+            sas.iter().any(|ike| {
+                ike.installed_child("net")
+                    .is_some_and(|c| c.spi_in != child_in)
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}\nxipsecd:\n{}", site.xipsecd.log()));
+    let new_child_in = sas[0].installed_child("net").unwrap().spi_in;
+    site.xipsecd.wait_for("Child SA installed", 2, UP);
+    site.xipsecd.wait_for("Child SA deleted", 1, UP);
+    std::thread::sleep(Duration::from_millis(500));
+    site.charon.rekey_ike("peer").unwrap();
+    site.charon
+        .wait_sas(UP, |sas| {
+            sas.iter()
+                .any(|ike| ike.is_established() && ike.initiator_spi != spi_i)
+        })
+        .unwrap_or_else(|e| panic!("{e}\nxipsecd:\n{}", site.xipsecd.log()));
+    site.xipsecd.wait_for("IKE SA rekeyed", 1, UP);
+    let (sent, received) = flood.join().unwrap();
+    assert!(sent >= 140, "{sent} sent");
+    // Make-before-break on both sides: at most a packet or two in flight at a switch.
+    assert!(
+        received + 3 >= sent,
+        "{received} of {sent} answered across the rekeys\nxipsecd:\n{}",
+        site.xipsecd.log()
+    );
+    // The new IKE SA still carries the new Child SA, and the old SPIs are gone.
+    let sas = site.charon.sas().unwrap();
+    assert_eq!(sas.len(), 1, "{sas:?}");
+    assert_ne!((sas[0].initiator_spi, sas[0].responder_spi), (spi_i, spi_r));
+    assert_eq!(sas[0].installed_child("net").unwrap().spi_in, new_child_in);
+    site.ping_eventually();
+}
+
+#[test]
+fn tcp_crosses_the_tunnel_with_iperf3() {
+    if !require("tcp_crosses_the_tunnel_with_iperf3", &[Need::Iperf3]) {
+        return;
+    }
+    let Some(site) = start("tcp_crosses_the_tunnel_with_iperf3", &Setup::default()) else {
+        return;
+    };
+    site.wait_up(1);
+    site.ping_eventually();
+    let mut server = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            site.ns_b.name(),
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            HOST_B,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = site
+        .ns_a
+        .exec(
+            "iperf3",
+            &["-c", HOST_B, "-B", HOST_A, "-t", "2", "-J"],
+            Duration::from_secs(15),
+        )
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "iperf3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bytes = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let bits_per_second = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    eprintln!(
+        "iperf3 through xipsecd <-> charon: {:.0} Mbit/s",
+        bits_per_second / 1e6
+    );
+    assert!(bytes > 1_000_000, "only {bytes} bytes crossed");
+}
+
+#[test]
+fn a_delete_from_charon_removes_the_sas_and_routes_in_xipsecd() {
+    let Some(site) = start("delete_from_charon", &Setup::default()) else {
+        return;
+    };
+    site.wait_up(1);
+    site.ping_eventually();
+    site.charon.terminate_ike("peer").unwrap();
+    site.xipsecd.wait_for("IKE SA deleted", 1, UP);
+    site.xipsecd.wait_for("Child SA deleted", 1, UP);
+    let log = site.xipsecd.log();
+    assert!(log.contains("reason=Peer"), "{log}");
+    // The route into the TUN device went with the last Child SA.
+    let routes = site.ns_a.exec("ip", &["route", "show"], UP).unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+    assert!(!routes.contains("10.80.2.0/24"), "{routes}");
+    assert!(!site.ping());
+}
+
+#[test]
+fn sigterm_sends_deletes_that_charon_honours() {
+    let Some(mut site) = start("sigterm_deletes", &Setup::default()) else {
+        return;
+    };
+    site.wait_up(1);
+    let status = site.xipsecd.stop().expect("it was running");
+    assert!(status.success(), "{status:?}");
+    site.charon
+        .wait_sas(UP, |sas| sas.is_empty())
+        .unwrap_or_else(|e| panic!("charon kept an SA after our Delete: {e}"));
+}
+
+#[test]
+fn through_a_masquerading_nat_nat_t_is_detected_and_used() {
+    if !require("nat_t_through_masquerade", &[Need::Nft]) {
+        return;
+    }
+    if !require("nat_t_through_masquerade", Need::STRONGSWAN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A (10.80.0.1) — NAT (10.80.0.254 | 10.90.0.254) — B (10.90.0.2).
+    let prefix = xipsec_testkit::netns::unique_prefix();
+    let ns_a = Netns::new(format!("{prefix}-a"));
+    let nat = Netns::new(format!("{prefix}-nat"));
+    let ns_b = Netns::new(format!("{prefix}-b"));
+    ns_a.ip(&[
+        "link",
+        "add",
+        "wan",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "in",
+        "netns",
+        nat.name(),
+    ]);
+    nat.ip(&[
+        "link",
+        "add",
+        "out",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "wan",
+        "netns",
+        ns_b.name(),
+    ]);
+    ns_a.ip(&["addr", "add", "10.80.0.1/24", "dev", "wan"]);
+    nat.ip(&["addr", "add", "10.80.0.254/24", "dev", "in"]);
+    nat.ip(&["addr", "add", "10.90.0.254/24", "dev", "out"]);
+    ns_b.ip(&["addr", "add", "10.90.0.2/24", "dev", "wan"]);
+    for (ns, dev) in [(&ns_a, "wan"), (&nat, "in"), (&nat, "out"), (&ns_b, "wan")] {
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    ns_a.ip(&["route", "add", "default", "via", "10.80.0.254"]);
+    ns_b.ip(&["route", "add", "default", "via", "10.90.0.254"]);
+    nat.sysctl("net/ipv4/ip_forward", "1");
+    // UDP leaves from ports 30000-40000: the peer sees both a new address and a new port.
+    let rules = "table ip nat { chain post { type nat hook postrouting priority 100; \
+                 oifname \"out\" meta l4proto udp masquerade to :30000-40000; \
+                 oifname \"out\" masquerade; }; }";
+    let out = nat.exec("nft", &[rules], UP).unwrap();
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns_a.ip(&["addr", "add", &format!("{HOST_A}/32"), "dev", "lo"]);
+    ns_b.ip(&["addr", "add", &format!("{HOST_B}/32"), "dev", "lo"]);
+
+    let mut charon_conf = charon_config(&Setup::default());
+    charon_conf.local_addrs = "10.90.0.2".to_owned();
+    charon_conf.remote_addrs = "%any".to_owned();
+    let charon = Charon::start(&ns_b, dir.path(), &charon_conf).unwrap();
+    let config = xipsec_config(&Setup::default()).replace(
+        &format!("remote_addrs = [\"{WAN_B}\"]"),
+        "remote_addrs = [\"10.90.0.2\"]",
+    );
+    let xipsecd = Xipsecd::start(&ns_a, &dir.path().join("a"), &config, &[]);
+    xipsecd.wait_for("Child SA installed", 1, UP);
+    let ike = charon.wait_established("peer", "net", UP).unwrap();
+    // charon sees us at the NAT's address, on a port the NAT picked.
+    assert_eq!(ike.remote_host, "10.90.0.254");
+    assert_ne!(ike.remote_port, 4500);
+    let log = xipsecd.log();
+    assert!(log.contains("nat=true"), "{log}");
+    let site = Site {
+        xipsecd,
+        charon,
+        ns_a,
+        ns_b,
+        _dir: dir,
+    };
+    site.ping_eventually();
+    drop(site);
+    drop(nat);
+}
