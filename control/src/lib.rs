@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod ctl;
 pub mod daemon;
 pub mod ike;
 pub mod wire;
