@@ -247,6 +247,14 @@ fn initiate_terminate_reload() {
         ok(&ctl(&d.path, &["reload"])),
         "configuration reloaded: 2 connections\n"
     );
+    assert_eq!(
+        ok(&ctl(&d.path, &["rekey", "site-b", "--child"])),
+        "rekeying site-b (child: true)\n"
+    );
+    assert_eq!(
+        ok(&ctl(&d.path, &["rekey", "#2"])),
+        "rekeying #2 (child: false)\n"
+    );
     let json = ok(&ctl(&d.path, &["--json", "initiate", "site-b"]));
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v, serde_json::json!({"message": "initiating site-b"}));
@@ -277,6 +285,14 @@ fn initiate_terminate_reload() {
             Request::Terminate { target: name("#3") },
             Request::Terminate { target: name("2") },
             Request::Reload,
+            Request::Rekey {
+                target: name("site-b"),
+                child: true
+            },
+            Request::Rekey {
+                target: name("#2"),
+                child: false
+            },
             Request::Initiate {
                 name: name("site-b")
             },

@@ -214,7 +214,88 @@ fn xipsecd_initiates_to_charon_psk_x25519_aes128gcm_and_ping_crosses_encrypted()
     let ike = site.charon.wait_established("peer", "net", UP).unwrap();
     let child = ike.installed_child("net").unwrap();
     assert!(child.packets_in >= 3 && child.packets_out >= 3, "{child:?}");
+
+    // xipsecctl shows the same SAs as charon does, with traffic counted by the data plane.
+    let sas = site.xipsecd.ctl_json(&["list-sas"]);
+    let sas = sas.as_array().expect("a list");
+    assert_eq!(sas.len(), 1, "{sas:?}");
+    let sa = &sas[0];
+    assert_eq!(sa["connection"], "site-b");
+    assert_eq!(sa["state"], "established");
+    assert_eq!(sa["role"], "initiator");
+    assert_eq!(sa["spi_i"], format!("{spi_i:016x}"));
+    assert_eq!(sa["spi_r"], format!("{spi_r:016x}"));
+    assert_eq!(sa["remote_id"], "b.xipsec.test");
+    assert_eq!(
+        sa["algorithms"],
+        "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519"
+    );
+    assert_eq!(sa["nat_remote"], true, "kernel-libipsec fakes a NAT");
+    let c = &sa["children"][0];
+    assert_eq!(c["spi_in"], format!("{charon_out:08x}"));
+    assert_eq!(c["spi_out"], format!("{charon_in:08x}"));
+    assert_eq!(c["udp_encap"], true);
+    assert_eq!(c["local_ts"][0], "10.80.1.0/24");
+    assert!(c["packets_in"].as_u64().unwrap() >= 3, "{c}");
+    assert!(c["packets_out"].as_u64().unwrap() >= 3, "{c}");
+    let text = site.xipsecd.ctl(&["list-sas"]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("site-b"));
+    let status = site.xipsecd.ctl_json(&["status"]);
+    assert_eq!(status["ike_sas"], 1);
+    assert_eq!(status["backend"], "portable");
+    let counters = site.xipsecd.ctl_json(&["counters"]);
+    assert_eq!(counters["counters"]["ike.established"], 1, "{counters}");
     let _ = dir_of(&site);
+}
+
+#[test]
+fn rekeys_started_by_xipsecd_keep_the_tunnel_up_while_ping_flows() {
+    let Some(site) = start("xipsecd_rekeys_with_charon", &Setup::default()) else {
+        return;
+    };
+    let (spi_i, _, child_in, _) = site.wait_up(1);
+    site.ping_eventually();
+    let flood = ping_flood(&site.ns_a, 150);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = site.xipsecd.ctl(&["rekey", "site-b", "--child"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.charon
+        .wait_sas(UP, |sas| {
+            sas.iter().any(|ike| {
+                ike.installed_child("net")
+                    .is_some_and(|c| c.spi_in != child_in)
+            })
+        })
+        .unwrap_or_else(|e| panic!("{e}\nxipsecd:\n{}", site.xipsecd.log()));
+    site.xipsecd.wait_for("Child SA deleted", 1, UP);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = site.xipsecd.ctl(&["rekey", "site-b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.charon
+        .wait_sas(UP, |sas| {
+            sas.len() == 1 && sas[0].is_established() && sas[0].initiator_spi != spi_i
+        })
+        .unwrap_or_else(|e| panic!("{e}\nxipsecd:\n{}", site.xipsecd.log()));
+    let (sent, received) = flood.join().unwrap();
+    assert!(sent >= 140, "{sent} sent");
+    assert!(
+        received + 3 >= sent,
+        "{received} of {sent} answered across the rekeys\nxipsecd:\n{}",
+        site.xipsecd.log()
+    );
+    let sas = site.xipsecd.ctl_json(&["list-sas"]);
+    assert_eq!(sas.as_array().unwrap().len(), 1, "{sas}");
+    assert_eq!(sas[0]["children"].as_array().unwrap().len(), 1, "{sas}");
+    site.ping_eventually();
 }
 
 #[test]
@@ -392,6 +473,25 @@ fn a_delete_from_charon_removes_the_sas_and_routes_in_xipsecd() {
     let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
     assert!(!routes.contains("10.80.2.0/24"), "{routes}");
     assert!(!site.ping());
+}
+
+#[test]
+fn xipsecctl_terminate_deletes_at_charon_too() {
+    let Some(site) = start("xipsecctl_terminate", &Setup::default()) else {
+        return;
+    };
+    site.wait_up(1);
+    let out = site.xipsecd.ctl(&["terminate", "site-b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.charon
+        .wait_sas(UP, |sas| sas.is_empty())
+        .unwrap_or_else(|e| panic!("charon kept an SA after our Delete: {e}"));
+    let out = site.xipsecd.ctl(&["terminate", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

@@ -75,6 +75,15 @@ enum Command {
     Reload,
     /// Every IKE and data-plane counter.
     Counters,
+    /// Rekey now: the IKE SAs of a connection or one IKE SA by its id, or with --child their
+    /// Child SAs (make-before-break, like swanctl --rekey).
+    Rekey {
+        /// A connection name, or an IKE SA id as list-sas shows it (7 or '#7').
+        target: String,
+        /// Rekey the Child SAs instead of the IKE SA.
+        #[arg(long)]
+        child: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
         Command::Terminate { target } => Request::Terminate { target },
         Command::Reload => Request::Reload,
         Command::Counters => Request::Counters,
+        Command::Rekey { target, child } => Request::Rekey { target, child },
     };
     let response = match Client::connect(&args.socket).and_then(|mut client| {
         client.set_timeout(Duration::from_secs(args.timeout));

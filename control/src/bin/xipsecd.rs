@@ -45,7 +45,7 @@ struct Args {
     #[arg(
         short = 's',
         value_name = "SOCKET",
-        default_value = "/run/xipsec/xipsecd.sock"
+        default_value = xipsec_control::ctl::DEFAULT_SOCKET
     )]
     socket: PathBuf,
 

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::connection::Prepared;
 use super::plane::{InstalledChild, Plane};
 use crate::crypto::{Rng, SystemRng};
+use crate::ctl::protocol::Target;
 use crate::ike::{ChildSaInstalled, DeleteReason, Event, IkeSa, IkeSaEstablished, Path, Transmit};
 use crate::wire::{ExchangeType, Header};
 
@@ -54,6 +55,8 @@ pub struct ChildEntry {
     pub installed_at: Instant,
     /// When the daemon rekeys it; `None` once a rekey started or without a rekey time.
     pub rekey_at: Option<Instant>,
+    /// A rekey of ours is under way.
+    pub rekeying: bool,
 }
 
 /// One IKE SA and what the daemon keeps around it.
@@ -68,6 +71,8 @@ pub struct IkeEntry {
     pub children: Vec<ChildEntry>,
     /// When the daemon rekeys the IKE SA.
     pub rekey_at: Option<Instant>,
+    /// A rekey of ours is under way.
+    pub rekeying: bool,
     /// The SPIs this entry is indexed under.
     key: (u64, u64),
     /// The responder's index by the initiator's SPI and address, while it has one.
@@ -267,18 +272,11 @@ impl Engine {
         Ok(id)
     }
 
-    /// Deletes the IKE SA with id `target`, or every IKE SA of the connection named `target`.
+    /// Deletes the IKE SA with id `target` (`7` or `#7`), or every IKE SA of the connection
+    /// named `target` (a connection's name wins over an id, as `xipsecctl` documents).
     /// Returns how many deletes were started.
     pub fn terminate(&mut self, now: Instant, target: &str) -> Result<usize, CommandError> {
-        let ids: Vec<u64> = match target.parse::<u64>() {
-            Ok(id) if self.sas.contains_key(&id) => vec![id],
-            _ => self
-                .sas
-                .values()
-                .filter(|e| e.conn.conn.name == target)
-                .map(|e| e.id)
-                .collect(),
-        };
+        let ids = self.targets(target);
         if ids.is_empty() {
             return Err(CommandError(format!(
                 "no IKE SA with id or connection name '{target}'"
@@ -288,6 +286,61 @@ impl Engine {
             self.delete(now, id);
         }
         Ok(ids.len())
+    }
+
+    /// Rekeys now the IKE SAs `target` names (as for [`Engine::terminate`]), or with `child`
+    /// every Child SA of them. Returns how many rekeys were started.
+    pub fn rekey(
+        &mut self,
+        now: Instant,
+        target: &str,
+        child: bool,
+    ) -> Result<usize, CommandError> {
+        let ids = self.targets(target);
+        if ids.is_empty() {
+            return Err(CommandError(format!(
+                "no IKE SA with id or connection name '{target}'"
+            )));
+        }
+        let mut started = 0;
+        for id in ids {
+            let Some(entry) = self.sas.get_mut(&id) else {
+                continue;
+            };
+            if !entry.sa.is_established() {
+                continue;
+            }
+            if child {
+                for c in entry.children.iter_mut().filter(|c| !c.rekeying) {
+                    if entry.sa.rekey_child(now, c.sa.inbound_spi).is_ok() {
+                        c.rekeying = true;
+                        c.rekey_at = None;
+                        started += 1;
+                    }
+                }
+            } else if !entry.rekeying && entry.sa.rekey(now).is_ok() {
+                entry.rekeying = true;
+                entry.rekey_at = None;
+                started += 1;
+            }
+            self.after(id, now);
+        }
+        Ok(started)
+    }
+
+    /// The IKE SAs `target` names: one by id, or every one of a connection.
+    fn targets(&self, target: &str) -> Vec<u64> {
+        let is_connection = |name: &str| self.conns.iter().any(|c| c.conn.name == name);
+        match Target::resolve(target, is_connection) {
+            Some(Target::IkeSa(id)) if self.sas.contains_key(&id) => vec![id],
+            Some(Target::Connection(name)) => self
+                .sas
+                .values()
+                .filter(|e| e.conn.conn.name == name)
+                .map(|e| e.id)
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Deletes every IKE SA (SIGTERM): Deletes go out for established ones, half-open ones
@@ -416,6 +469,7 @@ impl Engine {
                 established: None,
                 children: Vec::new(),
                 rekey_at: None,
+                rekeying: false,
                 key,
                 half_open,
                 timer: None,
@@ -436,8 +490,10 @@ impl Engine {
                 entry.sa.handle_timeout(now);
                 if entry.rekey_at.is_some_and(|t| t <= now) {
                     entry.rekey_at = None;
+                    entry.rekeying = true;
                     if let Err(e) = entry.sa.rekey(now) {
                         debug!(id, "IKE SA rekey not started: {e:?}");
+                        entry.rekeying = false;
                         entry.rekey_at = Some(now + Duration::from_secs(1));
                     }
                 }
@@ -446,7 +502,9 @@ impl Engine {
                     if due {
                         let spi = entry.children[i].sa.inbound_spi;
                         entry.children[i].rekey_at = None;
+                        entry.children[i].rekeying = true;
                         if let Err(e) = entry.sa.rekey_child(now, spi) {
+                            entry.children[i].rekeying = false;
                             debug!(
                                 id,
                                 spi = format_args!("{spi:08x}"),
@@ -568,13 +626,15 @@ impl Engine {
                 warn!(conn = %name, id, spis, "Child SA not created: {error:?}");
                 // A refused rekey (the peer was busy, say) leaves the old pair: try again
                 // after a random pause, so that two peers that collided do not again.
-                for child in entry.children.iter_mut().filter(|c| c.rekey_at.is_none()) {
+                for child in entry.children.iter_mut().filter(|c| c.rekeying) {
+                    child.rekeying = false;
                     child.rekey_at = Some(now + retry_pause());
                 }
             }
             Event::IkeSaRekeyFailed { error } => {
                 warn!(conn = %name, id, spis, "IKE SA rekey failed: {error:?}");
                 if entry.established.is_some() {
+                    entry.rekeying = false;
                     entry.rekey_at = Some(now + retry_pause());
                 }
             }
@@ -608,6 +668,7 @@ impl Engine {
                     installed,
                     installed_at: now,
                     rekey_at,
+                    rekeying: false,
                 });
             }
             Err(e) => {

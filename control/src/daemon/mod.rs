@@ -5,6 +5,7 @@
 //! - `engine.rs`: every IKE SA, sans-IO: dispatch by SPI, timers, rekey schedule, and the
 //!   Child SA events turned into SA-table records.
 //! - `plane.rs`: the daemon's side of the shared SA table (records and the SPD).
+//! - `report.rs`: what `xipsecctl` is told (SAs, counters, status).
 //! - `sockets.rs`: UDP 500 and the NAT-T port, the non-ESP marker.
 //! - `backend.rs`: the portable data plane's worker thread (TUN device, ESP sockets, routes).
 //! - `shell.rs`: the tokio loop that moves datagrams, fires timers, answers signals.
@@ -13,6 +14,7 @@ mod backend;
 mod connection;
 mod engine;
 mod plane;
+mod report;
 mod shell;
 mod sockets;
 

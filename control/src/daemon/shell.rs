@@ -14,9 +14,15 @@ use super::backend::PortableBackend;
 use super::connection::{prepare, Defaults, Prepared};
 use super::engine::Engine;
 use super::plane::{Plane, DEFAULT_CAPACITY};
+use super::report::{self, DaemonFacts};
 use super::sockets::{IkeSockets, Received, SocketCounters};
 use super::{listen_addresses, DaemonError, Options};
 use crate::config::Config;
+use crate::ctl;
+use crate::ctl::protocol::{Request, Response};
+
+/// `xipsecctl` requests waiting for the loop.
+const CONTROL_QUEUE: usize = 16;
 
 /// How long SIGTERM waits for the peers to acknowledge our Deletes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -123,6 +129,13 @@ async fn event_loop(
         .map_err(|e| DaemonError::Local(e.to_string()))?;
     let counters = Arc::new(SocketCounters::default());
     sockets.spawn_receivers(tx, counters.clone());
+    let control = ctl::server::bind(&opts.socket).map_err(|e| {
+        DaemonError::Local(format!("control socket {}: {e}", opts.socket.display()))
+    })?;
+    let (control_handler, mut requests) = ctl::server::channel(CONTROL_QUEUE);
+    let control_task = tokio::spawn(ctl::server::serve(control, Arc::new(control_handler)));
+    let started = Instant::now();
+    let config_file = opts.config.display().to_string();
     let signal_error = |e: std::io::Error| DaemonError::Local(format!("signals: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
@@ -170,23 +183,84 @@ async fn event_loop(
                 engine.shutdown(Instant::now());
                 stopping = Some(Instant::now() + SHUTDOWN_GRACE);
             }
-            _ = sighup.recv() => reload(&opts, &mut engine),
+            _ = sighup.recv() => {
+                let _ = reload(&opts, &mut engine);
+            }
+            Some(pending) = requests.recv() => {
+                let facts = DaemonFacts {
+                    started,
+                    config_file: &config_file,
+                    backend: if backend.is_some() { "portable" } else { "none" },
+                };
+                let response = answer(&opts, &mut engine, &facts, &counters, pending.request());
+                pending.reply(response);
+            }
         }
     }
+    control_task.abort();
+    let _ = std::fs::remove_file(&opts.socket);
     drop(backend);
     info!("xipsecd stopped");
     Ok(())
 }
 
-/// SIGHUP: reads the file again; on errors the running configuration stays.
-fn reload(opts: &Options, engine: &mut Engine) {
+/// SIGHUP or `xipsecctl reload`: reads the file again; on errors the running configuration
+/// stays and the errors are returned.
+fn reload(opts: &Options, engine: &mut Engine) -> Result<String, String> {
     match load(opts) {
         Ok((_, prepared)) => {
             let (kept, changed, removed, added) =
                 engine.reload(Instant::now(), prepared, !opts.passive);
             info!(kept, changed, removed, added, "configuration reloaded");
+            Ok(format!(
+                "reloaded: {kept} unchanged, {changed} changed, {removed} removed, {added} added"
+            ))
         }
-        Err(e) => error!("reload failed, the running configuration stays:\n{e}"),
+        Err(e) => {
+            error!("reload failed, the running configuration stays:\n{e}");
+            Err(format!(
+                "reload failed, the running configuration stays:\n{e}"
+            ))
+        }
+    }
+}
+
+/// Answers one `xipsecctl` request between two datagrams.
+fn answer(
+    opts: &Options,
+    engine: &mut Engine,
+    facts: &DaemonFacts<'_>,
+    counters: &SocketCounters,
+    request: &Request,
+) -> Response {
+    let now = Instant::now();
+    match request {
+        Request::Status => Response::Status(report::status(engine, facts, now)),
+        Request::ListConns => Response::Conns(
+            engine
+                .connections()
+                .iter()
+                .map(|c| ctl::describe::conn_info(&c.conn))
+                .collect(),
+        ),
+        Request::ListSas => Response::Sas(report::ike_sas(engine, now)),
+        Request::Counters => Response::Counters(report::counters(engine, &counters.snapshot())),
+        Request::Initiate { name } => match engine.initiate(now, name) {
+            Ok(id) => Response::ok(format!("initiating IKE SA #{id} of '{name}'")),
+            Err(e) => Response::error(e.to_string()),
+        },
+        Request::Terminate { target } => match engine.terminate(now, target) {
+            Ok(n) => Response::ok(format!("deleting {n} IKE SA(s)")),
+            Err(e) => Response::error(e.to_string()),
+        },
+        Request::Rekey { target, child } => match engine.rekey(now, target, *child) {
+            Ok(n) => Response::ok(format!("{n} rekey(s) started")),
+            Err(e) => Response::error(e.to_string()),
+        },
+        Request::Reload => match reload(opts, engine) {
+            Ok(message) => Response::ok(message),
+            Err(message) => Response::error(message),
+        },
     }
 }
 

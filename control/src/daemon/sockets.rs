@@ -73,6 +73,19 @@ pub struct SocketCounters {
     pub send_errors: std::sync::atomic::AtomicU64,
 }
 
+impl SocketCounters {
+    /// Name and value of each counter.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        vec![
+            ("esp_on_ike_socket", self.esp_on_ike_socket.load(Relaxed)),
+            ("runts", self.runts.load(Relaxed)),
+            ("keepalives", self.keepalives.load(Relaxed)),
+            ("send_errors", self.send_errors.load(Relaxed)),
+        ]
+    }
+}
+
 impl IkeSockets {
     /// Binds port 500 and, unless `natt_port` is `None` (the data plane owns that port and
     /// hands IKE over), the NAT-T port on every address.

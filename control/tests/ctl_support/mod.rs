@@ -53,6 +53,9 @@ impl Handler for Mock {
             Request::ListSas => Response::Sas(self.sas.clone()),
             Request::Counters => Response::Counters(self.counters.clone()),
             Request::Reload => Response::ok("configuration reloaded: 2 connections"),
+            Request::Rekey { target, child } => {
+                Response::ok(format!("rekeying {target} (child: {child})"))
+            }
             Request::Initiate { name } if name == "slow" => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Response::ok("too late")

@@ -56,6 +56,29 @@ impl Xipsecd {
         self.dir.join("xipsecd.sock")
     }
 
+    /// Runs `xipsecctl -s <its socket> ARGS` (from the host: the socket is a file).
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_xipsecctl"))
+            .arg("-s")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("running xipsecctl")
+    }
+
+    /// `xipsecctl --json ARGS`, parsed; panics with stderr when it fails.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
+        assert!(
+            out.status.success(),
+            "xipsecctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON from xipsecctl")
+    }
+
     /// Everything it logged so far (ANSI colours removed).
     pub fn log(&self) -> String {
         let raw = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -55,6 +55,15 @@ pub enum Request {
     Reload,
     /// Every counter: answered with [`Response::Counters`].
     Counters,
+    /// Rekey now (make-before-break): the IKE SAs `target` names ([`Target::resolve`]), or
+    /// with `child` their Child SAs.
+    Rekey {
+        /// A connection name, or an IKE SA id (`7` or `#7`).
+        target: String,
+        /// Rekey the Child SAs instead of the IKE SA.
+        #[serde(default)]
+        child: bool,
+    },
 }
 
 /// The daemon's answer to one [`Request`].
