@@ -478,3 +478,95 @@ replay_window = 64
     // The same SPI twice inbound is refused, not silently replaced.
     assert!(plane.install_manual(&config.manual_sas[1]).is_err());
 }
+
+#[test]
+fn behind_a_nat_keepalives_go_out_every_20_seconds_and_only_from_the_side_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    const PRIVATE: &str = "10.0.0.2";
+    const PUBLIC: &str = "203.0.113.7";
+    let mut a = side(
+        dir.path(),
+        "a",
+        &config_text(A, B, "a.example", "b.example", true).replace(A, PRIVATE),
+        PRIVATE,
+        NatTraversal::Detect,
+    );
+    let mut b = side(
+        dir.path(),
+        "b",
+        &config_text(B, A, "b.example", "a.example", false).replace(
+            &format!("remote_addrs = [\"{A}\"]"),
+            "remote_addrs = [\"%any\"]",
+        ),
+        B,
+        NatTraversal::Detect,
+    );
+    // A NAT maps A's ports 500 and 4500 to 31000 and 31001 on its public address.
+    let public = |port: u16| -> SocketAddr {
+        SocketAddr::new(
+            PUBLIC.parse().unwrap(),
+            if port == 500 { 31000 } else { 31001 },
+        )
+    };
+    let mut now = Instant::now();
+    a.engine.start(now);
+    for _ in 0..10 {
+        while let Some(t) = a.engine.poll_transmit() {
+            let path = Path {
+                local: t.destination,
+                remote: public(t.source.port()),
+            };
+            b.engine.datagram(now, path, &t.contents);
+        }
+        while let Some(t) = b.engine.poll_transmit() {
+            assert_eq!(t.destination.ip(), PUBLIC.parse::<IpAddr>().unwrap());
+            let local = SocketAddr::new(
+                PRIVATE.parse().unwrap(),
+                if t.destination.port() == 31000 {
+                    500
+                } else {
+                    4500
+                },
+            );
+            let path = Path {
+                local,
+                remote: t.source,
+            };
+            a.engine.datagram(now, path, &t.contents);
+        }
+    }
+    assert_eq!(
+        seen(&a).outbound.len(),
+        1,
+        "the tunnel is up through the NAT"
+    );
+    assert_eq!(
+        seen(&b).outbound[0].2,
+        Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 31001
+        })
+    );
+    assert_eq!(a.engine.poll_keepalive(), None);
+    for _ in 0..3 {
+        let next = now + Duration::from_secs(20);
+        while let Some(t) = a.engine.next_timeout().filter(|t| *t <= next) {
+            now = t;
+            a.engine.timeout(now);
+        }
+        now = next;
+        assert_eq!(
+            a.engine.poll_keepalive(),
+            Some(Path {
+                local: SocketAddr::new(PRIVATE.parse().unwrap(), 4500),
+                remote: SocketAddr::new(B.parse().unwrap(), 4500),
+            })
+        );
+        assert_eq!(a.engine.poll_keepalive(), None, "one per interval");
+        b.engine.timeout(now);
+        assert_eq!(b.engine.poll_keepalive(), None, "B is not behind a NAT");
+        // Keep B's side of the exchange quiet: drop what the timers sent.
+        while a.engine.poll_transmit().is_some() {}
+        while b.engine.poll_transmit().is_some() {}
+    }
+}

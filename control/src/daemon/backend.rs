@@ -92,6 +92,11 @@ impl PortableBackend {
         self.sender.send_ike(to, message)
     }
 
+    /// Sends a NAT keepalive from the NAT-T port.
+    pub fn send_keepalive(&self, to: SocketAddr) -> io::Result<usize> {
+        self.sender.send_keepalive(to)
+    }
+
     /// Our address on the NAT-T port.
     pub fn natt_addr(&self) -> SocketAddr {
         self.sender.local_addr()

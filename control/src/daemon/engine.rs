@@ -73,6 +73,8 @@ pub struct IkeEntry {
     pub rekey_at: Option<Instant>,
     /// A rekey of ours is under way.
     pub rekeying: bool,
+    /// When the next NAT keepalive is due (we are behind a NAT, RFC 3948 §2.3).
+    keepalive_at: Option<Instant>,
     /// The SPIs this entry is indexed under.
     key: (u64, u64),
     /// The responder's index by the initiator's SPI and address, while it has one.
@@ -92,6 +94,7 @@ pub struct Engine {
     next_id: u64,
     plane: Plane,
     transmits: VecDeque<Transmit>,
+    keepalives: VecDeque<Path>,
     counters: Counters,
     listen: Vec<IpAddr>,
 }
@@ -124,6 +127,7 @@ impl Engine {
             next_id: 1,
             plane,
             transmits: VecDeque::new(),
+            keepalives: VecDeque::new(),
             counters: Counters::default(),
             listen,
         }
@@ -152,6 +156,12 @@ impl Engine {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// The next NAT keepalive to send (one 0xff octet from `local` to `remote` on the NAT-T
+    /// port, RFC 3948 §2.3): due every 20 s for IKE SAs behind a NAT.
+    pub fn poll_keepalive(&mut self) -> Option<Path> {
+        self.keepalives.pop_front()
     }
 
     /// The next route the data plane needs added or removed.
@@ -470,6 +480,7 @@ impl Engine {
                 children: Vec::new(),
                 rekey_at: None,
                 rekeying: false,
+                keepalive_at: None,
                 key,
                 half_open,
                 timer: None,
@@ -488,6 +499,13 @@ impl Engine {
             if let Some(entry) = self.sas.get_mut(&id) {
                 entry.timer = None;
                 entry.sa.handle_timeout(now);
+                if entry.keepalive_at.is_some_and(|t| t <= now) {
+                    entry.keepalive_at = Some(now + KEEPALIVE_INTERVAL);
+                    let path = entry.sa.path();
+                    if entry.sa.is_established() && entry.sa.esp_path().udp_encap.is_some() {
+                        self.keepalives.push_back(path);
+                    }
+                }
                 if entry.rekey_at.is_some_and(|t| t <= now) {
                     entry.rekey_at = None;
                     entry.rekeying = true;
@@ -560,6 +578,9 @@ impl Engine {
                 info!(conn = %name, id, spis, peer = ?e.peer_id, suite = ?e.suite, ke = ?e.ke,
                       nat = e.nat.detected(), "IKE SA established");
                 entry.rekey_at = jittered(now, entry.conn.conn.rekey_time);
+                if e.nat.local_behind_nat {
+                    entry.keepalive_at = Some(now + KEEPALIVE_INTERVAL);
+                }
                 entry.established = Some((now, e));
                 if let Some(h) = entry.half_open.take() {
                     self.half_open.remove(&h);
@@ -704,6 +725,7 @@ impl Engine {
             }
         };
         consider(entry.rekey_at);
+        consider(entry.keepalive_at);
         for c in &entry.children {
             consider(c.rekey_at);
         }
@@ -736,6 +758,9 @@ impl Engine {
         }
     }
 }
+
+/// How often we refresh the NAT mapping in front of us (strongSwan's default keep_alive).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
 /// A random 2 to 12 seconds: the pause before retrying a refused rekey. Two peers whose
 /// rekeys collided (each refusing the other's, §2.8) pick different pauses and then succeed.

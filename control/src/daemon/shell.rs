@@ -270,6 +270,17 @@ fn flush(
     backend: Option<&PortableBackend>,
     counters: &SocketCounters,
 ) {
+    while let Some(path) = engine.poll_keepalive() {
+        let sent = match backend.filter(|b| b.natt_addr() == path.local) {
+            Some(b) => b.send_keepalive(path.remote).is_ok(),
+            None => sockets.send_keepalive(path),
+        };
+        if !sent {
+            counters
+                .send_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     while let Some(t) = engine.poll_transmit() {
         if let Some(b) = backend.filter(|b| b.natt_addr() == t.source) {
             if let Err(e) = b.send_ike(t.destination, &t.contents) {

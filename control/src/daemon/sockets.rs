@@ -180,6 +180,15 @@ impl IkeSockets {
         }
     }
 
+    /// Sends a NAT keepalive (one 0xff octet, no marker) from our NAT-T socket at
+    /// `path.local`; `false` if there is none or the send failed.
+    pub fn send_keepalive(&self, path: Path) -> bool {
+        self.bound
+            .iter()
+            .find(|b| b.natt && b.local == path.local)
+            .is_some_and(|b| b.socket.try_send_to(&[0xff], path.remote).is_ok())
+    }
+
     /// Sends `t` from the socket bound to its source (with the marker on the NAT-T port), or
     /// returns `false` when no socket of ours has that address.
     pub fn send(&self, t: &Transmit, counters: &SocketCounters) -> bool {
