@@ -50,7 +50,7 @@ fn good_example_is_ok_with_macros() {
     let mut args = vec!["-n".to_string(), "-f".into(), "good/full.toml".into()];
     for (name, content) in [
         ("psk_file", "a psk"),
-        ("key_file", "a key"),
+        ("key_file", include_str!("certs/config/gw-a.key")),
         (
             "sa_key_file",
             "hex:101112131415161718191a1b1c1d1e1f20212223",

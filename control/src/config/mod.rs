@@ -13,8 +13,8 @@
 //! Secrets (PSKs, manual SA keys) are held in [`Secret`], zeroized on drop, printed as
 //! `<redacted>`, and never quoted in an error.
 //!
-//! Not checked yet: that certificates parse and that a key matches its certificate (only that
-//! the files exist and can be read).
+//! Certificates must parse, keys must load and match their certificate, and a local `id`
+//! must be in our certificate (`certs.rs`, which also loads them for the daemon).
 
 mod diag;
 mod identity;
@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use walk::certs::{ike_identity, load_local_auth, load_peer_auth};
 pub use diag::{Diagnostic, Errors};
 pub use identity::{Identity, Rdn};
 pub use ipnet::IpNet;

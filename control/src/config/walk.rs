@@ -19,6 +19,9 @@ use super::*;
 
 type V<'i> = Spanned<DeValue<'i>>;
 
+#[path = "certs.rs"]
+pub(super) mod certs;
+
 /// The IKE and Child SA lifetime range TNSR accepts, in seconds.
 const LIFETIME: (i128, i128) = (120, 214_783_647);
 const DEFAULT_IKE_PROPOSALS: &[&str] = &["aes128gcm16-prfsha256-x25519"];
@@ -922,6 +925,7 @@ fn end(cx: &mut Cx<'_>, v: &V<'_>, path: String, local: bool) -> End {
     } else if !local && auth_ok && e.auth == AuthMethod::Pubkey {
         cx.err(&t.span, &t.path, "auth = \"pubkey\" needs 'cacerts'");
     }
+    certs::check(cx, &t, &e, local);
     e
 }
 

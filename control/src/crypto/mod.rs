@@ -16,6 +16,9 @@
 //! - [`skeyseed`], [`skeyseed_rekey`], [`IkeSaKeys::derive`], [`ChildSaKeys::derive`]: the key
 //!   schedule.
 //! - [`SkCipher`]: seals and opens the SK / SKF payload of one direction.
+//! - [`SigningKey`], [`PublicKey`], [`SignatureScheme`]: signatures for IKE authentication
+//!   (RFC 7427, RFC 4754, RFC 8420); [`Certificate`] and [`TrustAnchors`]: X.509 parsing and
+//!   path validation (`cert.rs`), with `der.rs` and `pem.rs` underneath.
 //!
 //! # Secrets
 //! Keys, `g^ir`, SKEYSEED and private exponents live in [`SecretBytes`] / [`SharedSecret`] or in
@@ -44,18 +47,23 @@
     )
 )]
 
+mod cert;
+mod der;
 mod encr;
 mod error;
 mod integ;
 mod ke;
 mod keys;
 mod modp;
+mod pem;
 mod prf;
 mod rng;
 mod secret;
+mod signature;
 mod sk;
 mod suite;
 
+pub use cert::{dn_equal, encode_dn, CertError, Certificate, TrustAnchors, MAX_INTERMEDIATES};
 pub use encr::Encr;
 pub use error::{CryptoError, Fault, Unsupported};
 pub use integ::Integ;
@@ -64,5 +72,8 @@ pub use keys::{skeyseed, skeyseed_rekey, ChildKeyLengths, ChildSaKeys, IkeSaKeys
 pub use prf::{Prf, PRF_PLUS_MAX_BLOCKS};
 pub use rng::{Rng, SystemRng};
 pub use secret::SecretBytes;
+pub use signature::{
+    Curve, HashAlgorithm, KeyError, KeyType, PublicKey, SignatureError, SignatureScheme, SigningKey,
+};
 pub use sk::{Opened, SkCipher};
 pub use suite::IkeSuite;

@@ -1,9 +1,11 @@
-//! IKE_AUTH with a pre-shared key (RFC 7296 §1.2, §2.15, §2.21.2): both roles.
+//! IKE_AUTH with a pre-shared key or signatures (RFC 7296 §1.2, §2.15, §2.21.2; RFC 7427):
+//! both roles. Each side authenticates as its configuration says ([`super::LocalAuth`],
+//! [`super::PeerAuth`]); the signature part is in `signature_auth.rs`.
 //!
 //! ```text
 //! Initiator                         Responder
-//! HDR, SK {IDi, [IDr,] AUTH, SAi2, TSi, TSr}  -->
-//!                              <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//! HDR, SK {IDi, [CERT+,] [CERTREQ,] [IDr,] AUTH, SAi2, TSi, TSr}  -->
+//!                              <--  HDR, SK {IDr, [CERT+,] AUTH, SAr2, TSi, TSr}
 //!                              <--  or HDR, SK {N(AUTHENTICATION_FAILED)}
 //!                              <--  or HDR, SK {IDr, AUTH, N(NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE)}
 //! ```
@@ -15,12 +17,15 @@ use std::time::Instant;
 
 use super::child::{self, ChildRequest};
 use super::established::{ChildSa, Established};
+use super::fragment::{self, max_message_len, Reassembly};
 use super::payloads::{first_error, one, optional};
 use super::protect;
 use super::psk::{psk_auth, verify};
 use super::sa::{fail, Context, State, Step};
 use super::sa_init::Handshake;
-use super::{AuthenticationFailed, Error, Event, Identity, IkeSaEstablished, Side};
+use super::signature_auth::{self, cert_payloads, certreq_payload, peer_key, signed_octets};
+use super::Side;
+use super::{AuthenticationFailed, Error, Event, Identity, IkeSaEstablished, LocalAuth, PeerAuth};
 use crate::crypto::Role;
 use crate::wire::{
     AuthMethod, Authentication, Codec, ExchangeType, Identification, Message, Notify, NotifyType,
@@ -30,32 +35,54 @@ use crate::wire::{
 /// The IKE_AUTH exchange's Message ID: the first after IKE_SA_INIT.
 const AUTH_MESSAGE_ID: u32 = 1;
 
-/// Our AUTH payload: `signer` sent `real_message`, and presents `id`.
-fn our_auth(ctx: &Context, hs: &Handshake, id: &Identification) -> Authentication {
+/// Our AUTH payload, presenting `id`.
+fn our_auth(ctx: &Context, hs: &Handshake, id: &Identification) -> Result<Authentication, Error> {
     let (real_message, peer_nonce) = match ctx.role {
         Role::Initiator => (&hs.init_request, &hs.nr),
         Role::Responder => (&hs.init_response, &hs.ni),
     };
-    let data = psk_auth(
-        hs.suite.prf(),
-        &ctx.config.psk,
-        hs.keys.sk_p(ctx.role),
-        real_message,
-        peer_nonce,
-        &id.to_bytes(),
-    );
-    Authentication {
-        method: AuthMethod::SharedKeyMic,
-        data: data.expose().to_vec(),
+    let sk_p = hs.keys.sk_p(ctx.role);
+    let id_body = id.to_bytes();
+    match &ctx.config.local_auth {
+        LocalAuth::Psk => {
+            let data = psk_auth(
+                hs.suite.prf(),
+                &ctx.config.psk,
+                sk_p,
+                real_message,
+                peer_nonce,
+                &id_body,
+            );
+            Ok(Authentication {
+                method: AuthMethod::SharedKeyMic,
+                data: data.expose().to_vec(),
+            })
+        }
+        LocalAuth::Signature(creds) => {
+            let octets = signed_octets(hs.suite.prf(), sk_p, real_message, peer_nonce, &id_body);
+            signature_auth::sign(creds, hs.peer.hashes.as_deref(), &octets)
+        }
     }
 }
 
-/// Checks the peer's identity and AUTH payload.
+/// Our ID-related payloads before AUTH: CERTs (if we sign), then a CERTREQ (if we expect a
+/// certificate), in RFC 7296 §1.2's order.
+fn cert_and_certreq(ctx: &Context) -> Vec<Payload> {
+    let mut out = match &ctx.config.local_auth {
+        LocalAuth::Signature(creds) => cert_payloads(creds),
+        LocalAuth::Psk => Vec::new(),
+    };
+    out.extend(certreq_payload(&ctx.config.peer_auth));
+    out
+}
+
+/// Checks the peer's identity and AUTH payload; `inner` holds its CERT payloads.
 fn check_peer(
     ctx: &Context,
     hs: &Handshake,
     id: &Identification,
     auth: &Authentication,
+    inner: &[Payload],
 ) -> Result<(), Error> {
     if let Some(expected) = &ctx.config.remote_id {
         if !expected.matches(id) {
@@ -64,16 +91,27 @@ fn check_peer(
             });
         }
     }
-    if auth.method != AuthMethod::SharedKeyMic {
-        return Err(Error::AuthenticationFailed {
-            what: "the peer does not authenticate with a shared key",
-        });
-    }
     let peer = ctx.role.peer();
     let (real_message, nonce) = match peer {
         Role::Initiator => (&hs.init_request, &hs.nr),
         Role::Responder => (&hs.init_response, &hs.ni),
     };
+    if !matches!(ctx.config.peer_auth, PeerAuth::Psk) {
+        let key = peer_key(&ctx.config.peer_auth, id, inner, (ctx.config.wall_clock)())?;
+        let octets = signed_octets(
+            hs.suite.prf(),
+            hs.keys.sk_p(peer),
+            real_message,
+            nonce,
+            &id.to_bytes(),
+        );
+        return signature_auth::verify(&key, auth, &octets);
+    }
+    if auth.method != AuthMethod::SharedKeyMic {
+        return Err(Error::AuthenticationFailed {
+            what: "the peer does not authenticate with a shared key",
+        });
+    }
     let expected = psk_auth(
         hs.suite.prf(),
         &ctx.config.psk,
@@ -88,6 +126,38 @@ fn check_peer(
         });
     }
     Ok(())
+}
+
+/// The fragment size to send with, if both sides announced IKE fragmentation (RFC 7383).
+fn fragment_limit(ctx: &Context, hs: &Handshake) -> Option<usize> {
+    (ctx.config.fragmentation && hs.peer.fragmentation).then(|| max_message_len(ctx))
+}
+
+/// The inner payloads of a protected message, or of a fragmented one once its last fragment
+/// is in (`Ok(None)` until then). A completed request's digest becomes that of its first
+/// fragment: a retransmission of that fragment gets the cached response (RFC 7383 §2.6.1).
+fn open_inner(
+    ctx: &mut Context,
+    now: Instant,
+    hs: &Handshake,
+    reassembly: &mut Reassembly,
+    datagram: &[u8],
+    message: &Message,
+) -> Result<Option<Vec<Payload>>, Error> {
+    if !fragment::is_fragment(message) {
+        return protect::open(datagram, message, &hs.open).map(Some);
+    }
+    if !(ctx.config.fragmentation && hs.peer.fragmentation) {
+        return Err(Error::Unsupported {
+            what: "IKE fragments without IKEV2_FRAGMENTATION_SUPPORTED",
+        });
+    }
+    Ok(reassembly.add(now, datagram, &hs.open)?.map(|r| {
+        if !message.header.flags.response {
+            ctx.request_digest = r.first_digest;
+        }
+        r.payloads
+    }))
 }
 
 fn established_event(ctx: &Context, hs: &Handshake, peer: &Identification) -> Event {
@@ -116,6 +186,7 @@ fn auth_failed(ctx: &mut Context, detected_by: Side, peer: Option<&Identificatio
 pub(crate) struct ExpectAuthResponse {
     hs: Handshake,
     child: ChildRequest,
+    reassembly: Reassembly,
 }
 
 impl ExpectAuthResponse {
@@ -126,22 +197,28 @@ impl ExpectAuthResponse {
         mut hs: Handshake,
     ) -> Result<ExpectAuthResponse, Error> {
         let idi = ctx.config.local_id.to_wire();
-        let auth = our_auth(ctx, &hs, &idi);
+        let auth = our_auth(ctx, &hs, &idi)?;
         let (child, child_payloads) = child::request(ctx)?;
         let mut payloads = vec![Payload::IdI(idi)];
+        payloads.extend(cert_and_certreq(ctx));
         if let Some(idr) = &ctx.config.remote_id {
             payloads.push(Payload::IdR(idr.to_wire()));
         }
         payloads.push(Payload::Auth(auth));
         payloads.extend(child_payloads);
         let header = ctx.header(ExchangeType::IkeAuth, false, AUTH_MESSAGE_ID);
-        let bytes = protect::seal(header, &payloads, &mut hs.seal, &mut *ctx.rng)?;
-        ctx.send_request(now, AUTH_MESSAGE_ID, bytes);
-        Ok(ExpectAuthResponse { hs, child })
+        let limit = fragment_limit(ctx, &hs);
+        let datagrams = fragment::seal(header, &payloads, &mut hs.seal, &mut *ctx.rng, limit)?;
+        ctx.send_request_datagrams(now, AUTH_MESSAGE_ID, datagrams);
+        Ok(ExpectAuthResponse {
+            hs,
+            child,
+            reassembly: Reassembly::default(),
+        })
     }
 
     pub(crate) fn handle(
-        self: Box<Self>,
+        mut self: Box<Self>,
         ctx: &mut Context,
         now: Instant,
         datagram: &[u8],
@@ -153,8 +230,10 @@ impl ExpectAuthResponse {
             };
             return (State::ExpectAuthResponse(self), Err(e));
         }
-        let inner = match protect::open(datagram, message, &self.hs.open) {
-            Ok(inner) => inner,
+        let opened = open_inner(ctx, now, &self.hs, &mut self.reassembly, datagram, message);
+        let inner = match opened {
+            Ok(Some(inner)) => inner,
+            Ok(None) => return (State::ExpectAuthResponse(self), Ok(())),
             // Not authentic, or something we cannot read: drop, keep waiting.
             Err(
                 e
@@ -189,7 +268,7 @@ impl ExpectAuthResponse {
             }
             (Err(e), _) | (_, Err(e)) => return (fail(ctx, now, Some(e)), Ok(())),
         };
-        if let Err(e) = check_peer(ctx, &self.hs, idr, auth) {
+        if let Err(e) = check_peer(ctx, &self.hs, idr, auth, &inner) {
             // §2.21.2 would have us tell the responder in an INFORMATIONAL exchange; not yet.
             auth_failed(ctx, Side::Local, Some(idr), e);
             return (fail(ctx, now, None), Ok(()));
@@ -221,18 +300,24 @@ impl ExpectAuthResponse {
 pub(crate) struct ExpectAuthRequest {
     hs: Handshake,
     pub deadline: Instant,
+    reassembly: Reassembly,
 }
 
 impl ExpectAuthRequest {
     pub(crate) fn new(hs: Handshake, deadline: Instant) -> ExpectAuthRequest {
-        ExpectAuthRequest { hs, deadline }
+        ExpectAuthRequest {
+            hs,
+            deadline,
+            reassembly: Reassembly::default(),
+        }
     }
 
     /// Seals and sends an answer to the IKE_AUTH request.
     fn answer(&mut self, ctx: &mut Context, payloads: &[Payload]) -> Result<(), Error> {
         let header = ctx.header(ExchangeType::IkeAuth, true, AUTH_MESSAGE_ID);
-        let bytes = protect::seal(header, payloads, &mut self.hs.seal, &mut *ctx.rng)?;
-        ctx.send_response(AUTH_MESSAGE_ID, bytes);
+        let limit = fragment_limit(ctx, &self.hs);
+        let datagrams = fragment::seal(header, payloads, &mut self.hs.seal, &mut *ctx.rng, limit)?;
+        ctx.send_response_datagrams(AUTH_MESSAGE_ID, datagrams);
         Ok(())
     }
 
@@ -259,8 +344,10 @@ impl ExpectAuthRequest {
             };
             return (State::ExpectAuthRequest(self), Err(e));
         }
-        let inner = match protect::open(datagram, message, &self.hs.open) {
-            Ok(inner) => inner,
+        let opened = open_inner(ctx, now, &self.hs, &mut self.reassembly, datagram, message);
+        let inner = match opened {
+            Ok(Some(inner)) => inner,
+            Ok(None) => return (State::ExpectAuthRequest(self), Ok(())),
             Err(e @ Error::Malformed(_)) => {
                 // Authentic but malformed (§2.21.2): answer, then the SA is gone.
                 ctx.stats.requests_processed = ctx.stats.requests_processed.saturating_add(1);
@@ -292,7 +379,8 @@ impl ExpectAuthRequest {
             .map(|_| Error::AuthenticationFailed {
                 what: "the initiator asked for an identity that is not ours",
             });
-        if let Some(e) = wrong_idr.map_or_else(|| check_peer(ctx, &self.hs, idi, auth).err(), Some)
+        if let Some(e) =
+            wrong_idr.map_or_else(|| check_peer(ctx, &self.hs, idi, auth, &inner).err(), Some)
         {
             let notify = Notify::new(NotifyType::AuthenticationFailed, Vec::new());
             auth_failed(ctx, Side::Local, Some(idi), e);
@@ -300,10 +388,21 @@ impl ExpectAuthRequest {
         }
         // Authenticated. Our IDr and AUTH, then the Child SA or why there is none.
         let our_id = ctx.config.local_id.to_wire();
-        let mut payloads = vec![
-            Payload::IdR(our_id.clone()),
-            Payload::Auth(our_auth(ctx, &self.hs, &our_id)),
-        ];
+        let auth = match our_auth(ctx, &self.hs, &our_id) {
+            Ok(auth) => auth,
+            Err(e) => {
+                // We cannot prove who we are to this peer: it must not wait for us (§2.21.2).
+                let notify = Notify::new(NotifyType::AuthenticationFailed, Vec::new());
+                let next = self.refuse(ctx, now, notify);
+                ctx.events.push_back(Event::Failed { reason: e });
+                return (next, Ok(()));
+            }
+        };
+        let mut payloads = vec![Payload::IdR(our_id)];
+        if let LocalAuth::Signature(creds) = &ctx.config.local_auth {
+            payloads.extend(cert_payloads(creds));
+        }
+        payloads.push(Payload::Auth(auth));
         let child_event = match child::respond(ctx, &self.hs, &inner) {
             Ok((child_payloads, installed)) => {
                 payloads.extend(child_payloads);

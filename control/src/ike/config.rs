@@ -1,5 +1,6 @@
-//! What one IKE SA is configured with: addresses, identities, the pre-shared key, the IKE and
-//! ESP proposals, the first Child SA's traffic selectors and mode, and the timers.
+//! What one IKE SA is configured with: addresses, identities, how each side authenticates (a
+//! pre-shared key, certificates, raw public keys), the IKE and ESP proposals, the first Child
+//! SA's traffic selectors and mode, and the timers.
 //!
 //! The daemon builds one [`IkeConfig`] per connection from the TOML file and shares it (behind
 //! an `Arc`) between every IKE SA of that connection. [`IkeConfig::validate`] is called by
@@ -8,9 +9,9 @@
 
 use core::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use super::{ConfigError, EspSuite, Identity};
+use super::{ConfigError, EspSuite, Identity, LocalAuth, PeerAuth};
 use crate::crypto::{Encr, Integ, KeyExchange, Prf, SecretBytes};
 use crate::wire::{EsnId, KeMethod, Nonce, TrafficSelector, MAX_PROPOSALS, MAX_TRAFFIC_SELECTORS};
 
@@ -28,8 +29,19 @@ pub struct IkeConfig {
     /// The identity the peer must present; `None` accepts any (authentication still needs the
     /// PSK). An initiator that knows it also sends it as IDr (§3.5).
     pub remote_id: Option<Identity>,
-    /// The pre-shared key both sides authenticate with (§2.15).
+    /// The pre-shared key (§2.15): used by whichever side authenticates with
+    /// [`LocalAuth::Psk`] / [`PeerAuth::Psk`] (the default for both).
     pub psk: Psk,
+    /// How we authenticate: the PSK (default) or a signature ([`LocalAuth::Signature`]).
+    pub local_auth: LocalAuth,
+    /// How the peer must authenticate: the PSK (default), a certificate chaining to trust
+    /// anchors, or one of a set of raw public keys. Independent of [`IkeConfig::local_auth`]
+    /// (one side may use a certificate, the other a PSK, as strongSwan allows).
+    pub peer_auth: PeerAuth,
+    /// The wall clock certificates are checked against (validity periods). Injected like the
+    /// RNG so that the core reads no clock: the daemon leaves the default,
+    /// [`SystemTime::now`]; tests pass a fixed time.
+    pub wall_clock: fn() -> SystemTime,
     /// IKE proposals, most preferred first. The initiator's first KE payload uses the first
     /// group of the first proposal.
     pub ike_proposals: Vec<IkeProposal>,
@@ -57,6 +69,13 @@ pub struct IkeConfig {
     pub nat_traversal: NatTraversal,
     /// The NAT-T port both sides move to when a NAT is detected (4500; `xipsecd -p`).
     pub natt_port: u16,
+    /// IKE fragmentation (RFC 7383): announce IKEV2_FRAGMENTATION_SUPPORTED and, when the
+    /// peer does too, send IKE_AUTH messages larger than [`IkeConfig::fragment_size`] as
+    /// fragments. On by default, as in strongSwan.
+    pub fragmentation: bool,
+    /// The largest IP datagram an IKE fragment may make, IP and UDP headers included
+    /// (strongSwan's `fragment_size`; 1280 by default, safe on any IPv6 path).
+    pub fragment_size: usize,
 }
 
 /// What an IKE SA does about NATs (§2.23).
@@ -239,6 +258,9 @@ impl IkeConfig {
             local_id,
             remote_id: None,
             psk,
+            local_auth: LocalAuth::Psk,
+            peer_auth: PeerAuth::Psk,
+            wall_clock: SystemTime::now,
             ike_proposals: vec![IkeProposal::aead(vec![
                 KeMethod::Curve25519,
                 KeMethod::Ecp256,
@@ -255,6 +277,8 @@ impl IkeConfig {
             dpd_interval: None,
             nat_traversal: NatTraversal::Detect,
             natt_port: 4500,
+            fragmentation: true,
+            fragment_size: 1280,
         }
     }
 
@@ -326,6 +350,10 @@ impl IkeConfig {
         if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
             return err("child.pfs", "the key exchange method is not implemented");
         }
+        self.validate_auth()?;
+        if self.fragmentation && !(576..=65_535).contains(&self.fragment_size) {
+            return err("fragment_size", "must be between 576 and 65535");
+        }
         if self.natt_port == 0 {
             return err("natt_port", "must not be 0");
         }
@@ -360,5 +388,26 @@ impl IkeConfig {
             );
         }
         Ok(())
+    }
+
+    /// Whether either side authenticates with a signature (then IKE_SA_INIT announces
+    /// SIGNATURE_HASH_ALGORITHMS, RFC 7427 §4).
+    pub fn uses_signatures(&self) -> bool {
+        !matches!(self.local_auth, LocalAuth::Psk) || !matches!(self.peer_auth, PeerAuth::Psk)
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let err = |field, reason| Err(ConfigError { field, reason });
+        // That `local_id` is in our certificate is not checked here: the peer refuses it
+        // anyway, and the configuration loader reports it with the file position.
+        match &self.peer_auth {
+            PeerAuth::Certificate(a) if a.certificates().is_empty() => {
+                err("peer_auth", "no trust anchor (CA certificate) configured")
+            }
+            PeerAuth::PublicKeys(k) if k.is_empty() => {
+                err("peer_auth", "no public key configured for the peer")
+            }
+            _ => Ok(()),
+        }
     }
 }

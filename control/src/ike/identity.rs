@@ -22,6 +22,17 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// An ID_DER_ASN1_DN identity from `(attribute, value)` pairs (see
+    /// [`crate::crypto::encode_dn`]); `None` for an unknown attribute.
+    pub fn dn<'a>(rdns: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Identity> {
+        crate::crypto::encode_dn(rdns).map(|data| {
+            Identity::Other(Identification {
+                id_type: IdType::DerAsn1Dn,
+                data,
+            })
+        })
+    }
+
     /// The wire form (the body of an IDi / IDr payload).
     pub fn to_wire(&self) -> Identification {
         match self {
@@ -50,7 +61,8 @@ impl Identity {
     }
 
     /// Whether `id` (from the wire) names this identity: the same type and octets, except that
-    /// FQDNs and the domain part of user FQDNs compare without regard to ASCII case.
+    /// FQDNs and the domain part of user FQDNs compare without regard to ASCII case, and
+    /// DER_ASN1_DNs compare as DNs ([`crate::crypto::dn_equal`]).
     pub fn matches(&self, id: &Identification) -> bool {
         match (self, Identity::from_wire(id)) {
             (Identity::Fqdn(a), Identity::Fqdn(b)) => a.eq_ignore_ascii_case(&b),
@@ -59,6 +71,11 @@ impl Identity {
                     (Some((la, da)), Some((lb, db))) => la == lb && da.eq_ignore_ascii_case(db),
                     _ => a == &b,
                 }
+            }
+            (Identity::Other(a), Identity::Other(b))
+                if a.id_type == IdType::DerAsn1Dn && b.id_type == IdType::DerAsn1Dn =>
+            {
+                crate::crypto::dn_equal(&a.data, &b.data)
             }
             (a, b) => *a == b,
         }

@@ -23,7 +23,8 @@
 //!
 //! # Map of the module
 //! - [`config`](IkeConfig): addresses, identities, the PSK, IKE and ESP proposals, traffic
-//!   selectors, retransmission and half-open timers.
+//!   selectors, retransmission and half-open timers; `credentials.rs`: how each side
+//!   authenticates ([`LocalAuth`], [`PeerAuth`], [`Credentials`]).
 //! - `sa.rs`: [`IkeSa`], the public surface, message-ID checks, the responder's response cache
 //!   and the dispatch to the current state.
 //! - `sa_init.rs` (IKE_SA_INIT, §1.2), `auth.rs` (IKE_AUTH, §1.2, §2.15), `established.rs`:
@@ -32,8 +33,10 @@
 //!   itself to produce the next, so an impossible transition does not compile.
 //! - `proposal.rs` (SA payloads and their selection, §2.7, §3.3), `child.rs` (the first Child SA
 //!   and its keys, §2.17), `ts.rs` (traffic-selector narrowing, §2.9), `psk.rs` (the AUTH
-//!   payload, §2.15), `nat.rs` (NAT detection hashes, §2.23), `protect.rs` (SK payloads),
-//!   `retransmit.rs` (§2.1 timers), [`events`](Event), [`error`](Error).
+//!   payload, §2.15), `signature_auth.rs` (signature AUTH, CERT and CERTREQ payloads, RFC 7427,
+//!   RFC 4754, RFC 7670), `nat.rs` (NAT detection hashes, §2.23), `protect.rs` (SK payloads),
+//!   `retransmit.rs` (§2.1 timers), `fragment.rs` (IKE fragmentation, RFC 7383),
+//!   [`events`](Event), [`error`](Error).
 //!
 //! # After IKE_AUTH
 //! `established.rs` keeps the Child SAs and the queue of our requests (one outstanding at a
@@ -45,7 +48,8 @@
 //!
 //! # Not yet here
 //! IKE SA rekey collisions (§2.8.2), the retry after INVALID_KE_PAYLOAD or
-//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, fragmentation, certificates and EAP.
+//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, fragmentation of the exchanges after
+//! IKE_AUTH, revocation (CRL, OCSP), hash-and-URL certificates and EAP.
 //!
 //! # NAT traversal (§2.23)
 //! Both sides send NAT_DETECTION_*; when either finds a NAT (or [`NatTraversal::Force`]
@@ -76,9 +80,11 @@ mod child;
 mod config;
 mod cookie;
 mod create_child;
+mod credentials;
 mod error;
 mod established;
 mod events;
+mod fragment;
 mod identity;
 mod informational;
 mod nat;
@@ -90,6 +96,7 @@ mod rekey_ike;
 mod retransmit;
 mod sa;
 mod sa_init;
+mod signature_auth;
 mod ts;
 
 pub use config::{
@@ -97,11 +104,13 @@ pub use config::{
     SelectionOrder,
 };
 pub use cookie::{CookieJar, CookieVerdict, COOKIE_LEN};
+pub use credentials::{trust_anchors_from_pem, CredentialError, Credentials, LocalAuth, PeerAuth};
 pub use error::{ConfigError, Error, Fault};
 pub use events::{
     AuthenticationFailed, ChildSaDeleted, ChildSaInstalled, ChildSaRekeyed, DeleteReason, EspPath,
     Event, IkeSaDeleted, IkeSaEstablished, IkeSaRekeyed, NatStatus, NattPorts, Side,
 };
+pub use fragment::{MAX_FRAGMENTS, MAX_REASSEMBLED, REASSEMBLY_TIMEOUT};
 pub use identity::Identity;
 pub use nat::nat_detection_hash;
 pub use proposal::EspSuite;

@@ -94,6 +94,8 @@ pub(crate) struct Context {
     pub path: Path,
     /// Whether ESP goes in UDP: a NAT was detected (or faked) in IKE_SA_INIT.
     pub udp_encap: bool,
+    /// Our request and last response as fragments, when they were sent so (RFC 7383).
+    pub fragments: super::fragment::Outgoing,
 }
 
 /// The last response sent, for answering a retransmission of its request (§2.1). Only a copy
@@ -181,6 +183,7 @@ impl Context {
 
     /// Sends a request and arms its retransmission timer.
     pub fn send_request(&mut self, now: Instant, message_id: u32, bytes: Vec<u8>) {
+        self.fragments.request.clear();
         self.transmits.push_back(self.transmit(bytes.clone()));
         self.request = Some(Retransmit::new(
             message_id,
@@ -193,6 +196,7 @@ impl Context {
 
     /// Sends a response and keeps it for retransmissions of the request being handled.
     pub fn send_response(&mut self, message_id: u32, bytes: Vec<u8>) {
+        self.fragments.response.clear();
         self.transmits.push_back(self.transmit(bytes.clone()));
         self.last_response = Some(CachedResponse {
             message_id,
@@ -430,8 +434,7 @@ impl IkeSa {
                             what: "a request reusing the last Message ID with other content",
                         });
                     }
-                    let t = ctx.transmit(cached.bytes.clone());
-                    ctx.transmits.push_back(t);
+                    ctx.resend_response();
                     ctx.stats.responses_resent = ctx.stats.responses_resent.saturating_add(1);
                     return Ok(());
                 }
@@ -496,9 +499,7 @@ impl IkeSa {
             match request.on_timeout(now, &ctx.config.retransmit) {
                 Expiry::Wait => {}
                 Expiry::Resend => {
-                    let bytes = request.bytes.clone();
-                    let t = ctx.transmit(bytes);
-                    ctx.transmits.push_back(t);
+                    ctx.resend_request();
                     ctx.stats.retransmissions = ctx.stats.retransmissions.saturating_add(1);
                 }
                 Expiry::GiveUp { transmissions } => {
@@ -704,6 +705,7 @@ impl Context {
                 remote: config.remote_addr,
             },
             udp_encap: false,
+            fragments: Default::default(),
             config,
         }
     }

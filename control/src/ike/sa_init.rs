@@ -3,8 +3,11 @@
 //! ```text
 //! Initiator                         Responder
 //! HDR(SPIi, 0), SAi1, KEi, Ni,
-//!   N(NAT_DETECTION_SOURCE_IP), N(NAT_DETECTION_DESTINATION_IP)  -->
-//!                              <--  HDR(SPIi, SPIr), SAr1, KEr, Nr, N(NAT_D…), N(NAT_D…)
+//!   N(NAT_DETECTION_SOURCE_IP), N(NAT_DETECTION_DESTINATION_IP),
+//!   [N(SIGNATURE_HASH_ALGORITHMS)], [N(IKEV2_FRAGMENTATION_SUPPORTED)]  -->
+//!                              <--  HDR(SPIi, SPIr), SAr1, KEr, Nr, N(NAT_D…), N(NAT_D…),
+//!                                   [N(SIGNATURE_HASH_ALGORITHMS)],
+//!                                   [N(IKEV2_FRAGMENTATION_SUPPORTED)]
 //!                              <--  or HDR(SPIi, 0), N(INVALID_KE_PAYLOAD | NO_PROPOSAL_CHOSEN)
 //! ```
 //! The responder keeps no state for a request it refuses. The initiator follows an
@@ -12,6 +15,10 @@
 //! Message ID 0, §1.2), up to `max_invalid_ke_retries` times, and a COOKIE (the same request
 //! with the cookie first, §2.6) up to `max_cookie_retries` times; see `cookie.rs` for the
 //! responder's side.
+//!
+//! SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) goes out when our configuration uses signatures on
+//! either side, and in answer to the initiator's; what the peer announced decides whether
+//! IKE_AUTH signs with method 14 (`Handshake::peer`).
 
 use super::payloads::{ke_of, nonce_of, sa_of};
 use std::time::Instant;
@@ -22,7 +29,9 @@ use super::proposal::{check_ike_answer, ike_offer, select_ike, IkeChoice};
 use super::retransmit::deadline;
 use super::sa::{fail, Context, State, Step};
 use super::{nat, Error, NatStatus};
-use crate::crypto::{skeyseed, IkeSaKeys, IkeSuite, KeyExchange, SharedSecret, SkCipher};
+use crate::crypto::{
+    skeyseed, HashAlgorithm, IkeSaKeys, IkeSuite, KeyExchange, SharedSecret, SkCipher,
+};
 use crate::wire::{
     ExchangeType, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
     SecurityAssociation,
@@ -45,6 +54,46 @@ pub(crate) struct Handshake {
     /// RealMessage2: the IKE_SA_INIT response as sent.
     pub init_response: Vec<u8>,
     pub nat: NatStatus,
+    /// What the peer announced in IKE_SA_INIT.
+    pub peer: PeerFeatures,
+}
+
+/// Extensions the peer announced in its IKE_SA_INIT message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PeerFeatures {
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4): `None` if absent (then only the classic
+    /// signature methods may be used towards it).
+    pub hashes: Option<Vec<HashAlgorithm>>,
+    /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub fragmentation: bool,
+}
+
+impl PeerFeatures {
+    /// Reads the notifications of an IKE_SA_INIT message. A malformed hash list counts as
+    /// none (RFC 7427 gives no error for it).
+    pub fn of(payloads: &[Payload]) -> PeerFeatures {
+        PeerFeatures {
+            hashes: notify(payloads, NotifyType::SignatureHashAlgorithms)
+                .and_then(|n| HashAlgorithm::decode_list(&n.data)),
+            fragmentation: notify(payloads, NotifyType::Ikev2FragmentationSupported).is_some(),
+        }
+    }
+}
+
+/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3): no data.
+fn fragmentation_supported() -> Payload {
+    Payload::Notify(Notify::new(
+        NotifyType::Ikev2FragmentationSupported,
+        Vec::new(),
+    ))
+}
+
+/// Our SIGNATURE_HASH_ALGORITHMS notification.
+fn signature_hashes() -> Payload {
+    Payload::Notify(Notify::new(
+        NotifyType::SignatureHashAlgorithms,
+        HashAlgorithm::encode_list(&HashAlgorithm::ANNOUNCED),
+    ))
 }
 
 impl Handshake {
@@ -59,6 +108,7 @@ impl Handshake {
         init_request: Vec<u8>,
         init_response: Vec<u8>,
         nat: NatStatus,
+        peer: PeerFeatures,
     ) -> Result<Handshake, Error> {
         let suite = choice.suite()?;
         let seed = skeyseed(suite.prf(), &ni, &nr, g_ir);
@@ -84,6 +134,7 @@ impl Handshake {
             init_request,
             init_response,
             nat,
+            peer,
         })
     }
 }
@@ -164,6 +215,12 @@ impl ExpectSaInitResponse {
             ctx.config.remote_addr,
             ctx.config.nat_traversal,
         ));
+        if ctx.config.uses_signatures() {
+            payloads.push(signature_hashes());
+        }
+        if ctx.config.fragmentation {
+            payloads.push(fragmentation_supported());
+        }
         self.request = Message { header, payloads }.encode();
         ctx.send_request(now, 0, self.request.clone());
     }
@@ -302,6 +359,7 @@ impl ExpectSaInitResponse {
             self.request.clone(),
             datagram.to_vec(),
             nat,
+            PeerFeatures::of(payloads),
         )
         .inspect_err(|_| ctx.spi_r = 0)
     }
@@ -349,6 +407,14 @@ pub(crate) fn respond(
             config.nat_traversal,
         ));
     }
+    let peer = PeerFeatures::of(payloads);
+    if peer.hashes.is_some() || config.uses_signatures() {
+        answer.push(signature_hashes());
+    }
+    // RFC 7383 §2.3: only in answer to the initiator's.
+    if peer.fragmentation && config.fragmentation {
+        answer.push(fragmentation_supported());
+    }
     let response = Message {
         header,
         payloads: answer,
@@ -363,6 +429,7 @@ pub(crate) fn respond(
         datagram.to_vec(),
         response.clone(),
         nat,
+        peer,
     )?;
     ctx.after_nat_detection(&nat);
     ctx.send_response(0, response);
