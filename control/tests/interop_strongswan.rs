@@ -595,3 +595,108 @@ fn through_a_masquerading_nat_nat_t_is_detected_and_used() {
     drop(site);
     drop(nat);
 }
+
+#[test]
+fn ecdsa_certificates_from_a_test_ca_both_ways() {
+    use xipsec_testkit::pki::{self, KeyType};
+    if !require("ecdsa_certificates_interop", &[Need::Pki]) {
+        return;
+    }
+    let setup = Setup {
+        xipsec_starts: false,
+        ..Setup::default()
+    };
+    if !require("ecdsa_certificates_interop", Need::STRONGSWAN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("pki");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = pki::make_ca(
+        &certs,
+        "ca",
+        "C=CH, O=xipsec test, CN=Test CA",
+        KeyType::EcdsaP384,
+    )
+    .unwrap();
+    let a = pki::issue(
+        &ca,
+        &certs,
+        "a",
+        "C=CH, O=xipsec test, CN=a.xipsec.test",
+        &["a.xipsec.test"],
+        KeyType::EcdsaP256,
+    )
+    .unwrap();
+    let b = pki::issue(
+        &ca,
+        &certs,
+        "b",
+        "C=CH, O=xipsec test, CN=b.xipsec.test",
+        &["b.xipsec.test"],
+        KeyType::EcdsaP256,
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&a.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (ns_a, ns_b) = wired_pair(&format!("{WAN_A}/24"), &format!("{WAN_B}/24"));
+    ns_a.ip(&["addr", "add", &format!("{HOST_A}/32"), "dev", "lo"]);
+    ns_b.ip(&["addr", "add", &format!("{HOST_B}/32"), "dev", "lo"]);
+    let mut charon_conf = charon_config(&setup);
+    charon_conf.auth = Auth::Pubkey {
+        cert: b.cert.clone(),
+        key: b.key.clone(),
+        cacert: ca.cert.clone(),
+    };
+    let charon = Charon::start(&ns_b, dir.path(), &charon_conf).unwrap();
+    let config = xipsec_config(&setup)
+        .replace(
+            &format!("  auth = \"psk\"\n  id = \"a.xipsec.test\"\n  psk = \"{PSK}\"\n"),
+            &format!(
+                "  auth = \"pubkey\"\n  id = \"a.xipsec.test\"\n  cert = \"{}\"\n  key = \"{}\"\n",
+                a.cert.display(),
+                a.key.display()
+            ),
+        )
+        .replace(
+            "  auth = \"psk\"\n  id = \"b.xipsec.test\"\n",
+            &format!(
+                "  auth = \"pubkey\"\n  id = \"b.xipsec.test\"\n  cacerts = [\"{}\"]\n",
+                ca.cert.display()
+            ),
+        );
+    assert!(config.contains("pubkey"), "{config}");
+    let xipsecd = Xipsecd::start(&ns_a, &dir.path().join("a"), &config, &[]);
+    let site = Site {
+        xipsecd,
+        charon,
+        ns_a,
+        ns_b,
+        _dir: dir,
+    };
+    site.xipsecd.wait_for("xipsecd started", 1, UP);
+    // charon initiates: it verifies our ECDSA signature, we verify its.
+    site.charon
+        .initiate("net")
+        .unwrap_or_else(|e| panic!("{e}\nxipsecd:\n{}", site.xipsecd.log()));
+    site.wait_up(1);
+    site.ping_eventually();
+    let log = site.charon.log();
+    assert!(
+        log.contains("authentication of 'a.xipsec.test' with ECDSA"),
+        "charon's log:\n{log}"
+    );
+    // And the other way: xipsecd initiates after charon's SA is gone.
+    site.charon.terminate_ike("peer").unwrap();
+    site.xipsecd.wait_for("IKE SA deleted", 1, UP);
+    let out = site.xipsecd.ctl(&["initiate", "site-b"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.xipsecd.wait_for("Child SA installed", 2, UP);
+    site.charon.wait_established("peer", "net", UP).unwrap();
+    site.ping_eventually();
+}

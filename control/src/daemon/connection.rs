@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::{self, Addr, AuthMethod, Connection, DhGroup, Encryption, IpNet};
 use crate::crypto::{Encr, Integ, Prf};
 use crate::ike::{
-    ChildConfig, EspProposal, EspSuite, IkeConfig, IkeProposal, Mode, NatTraversal, Psk,
+    ChildConfig, EspProposal, EspSuite, IkeConfig, IkeProposal, LocalAuth, Mode, NatTraversal, Psk,
     SelectionOrder,
 };
 use crate::wire::{EsnId, KeMethod, TrafficSelector};
@@ -115,21 +115,30 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
         connection: conn.name.clone(),
         what,
     };
-    if conn.local.auth != AuthMethod::Psk || conn.remote.auth != AuthMethod::Psk {
-        return Err(unsupported(
-            "certificate authentication is not wired into the daemon yet (use auth = \"psk\")"
-                .into(),
-        ));
-    }
-    let psk = conn
-        .local
-        .psk
-        .as_ref()
-        .or(conn.remote.psk.as_ref())
-        .ok_or_else(|| unsupported("auth = \"psk\" needs a psk".into()))?;
-    let local_id = match &conn.local.id {
-        Some(id) => identity(id).map_err(unsupported)?,
-        None => match conn.local_addrs.iter().find_map(|a| match a {
+    let local_auth = config::load_local_auth(&conn.local).map_err(&unsupported)?;
+    let peer_auth = config::load_peer_auth(&conn.remote).map_err(&unsupported)?;
+    let uses_psk = conn.local.auth == AuthMethod::Psk || conn.remote.auth == AuthMethod::Psk;
+    let psk = match conn.local.psk.as_ref().or(conn.remote.psk.as_ref()) {
+        Some(psk) => Psk::new(psk.expose().to_vec()),
+        None if uses_psk => return Err(unsupported("auth = \"psk\" needs a psk".into())),
+        // Never used: both sides sign.
+        None => Psk::new(Vec::new()),
+    };
+    let local_id = match (&conn.local.id, &local_auth) {
+        (Some(id), _) => identity(id).map_err(&unsupported)?,
+        // strongSwan's default with a certificate: its subject.
+        (None, LocalAuth::Signature(c)) => match c.chain().first() {
+            Some(cert) => crate::ike::Identity::Other(crate::wire::Identification {
+                id_type: crate::wire::IdType::DerAsn1Dn,
+                data: cert.subject_der().to_vec(),
+            }),
+            None => {
+                return Err(unsupported(
+                    "local.id is needed with a raw public key".into(),
+                ))
+            }
+        },
+        (None, _) => match conn.local_addrs.iter().find_map(|a| match a {
             Addr::Ip(ip) => Some(*ip),
             Addr::Any => None,
         }) {
@@ -147,18 +156,15 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
         .as_ref()
         .map(identity)
         .transpose()
-        .map_err(unsupported)?;
+        .map_err(&unsupported)?;
     let child = conn
         .children
         .first()
         .ok_or_else(|| unsupported("a connection needs a [[connection.child]]".into()))?;
     let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 500);
-    let mut template = IkeConfig::new(
-        unspecified,
-        unspecified,
-        local_id,
-        Psk::new(psk.expose().to_vec()),
-    );
+    let mut template = IkeConfig::new(unspecified, unspecified, local_id, psk);
+    template.local_auth = local_auth;
+    template.peer_auth = peer_auth;
     template.remote_id = remote_id;
     template.ike_proposals = conn
         .ike_proposals
@@ -184,15 +190,7 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
 }
 
 fn identity(id: &config::Identity) -> Result<crate::ike::Identity, String> {
-    use crate::ike::Identity as Ike;
-    Ok(match id {
-        config::Identity::Fqdn(s) => Ike::Fqdn(s.clone()),
-        config::Identity::UserFqdn(s) => Ike::UserFqdn(s.clone()),
-        config::Identity::Addr(ip) => Ike::Addr(*ip),
-        config::Identity::Dn(_) => {
-            return Err("ASN.1 DN identities need certificate authentication, not wired yet".into())
-        }
-    })
+    config::ike_identity(id).ok_or_else(|| format!("the identity '{id:?}' cannot be encoded"))
 }
 
 fn ike_proposal(p: &config::IkeProposal) -> Result<IkeProposal, String> {
