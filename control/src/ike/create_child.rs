@@ -52,6 +52,10 @@ pub(crate) struct ChildExchange {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
+    /// SPIs the peer deleted while this request was out that matched none of our Child SAs:
+    /// if one is the pair our response brings, the peer installed and deleted it before the
+    /// response reached us (a lost response, then a retransmission answered from the cache).
+    pub(crate) deleted_meanwhile: Vec<u32>,
 }
 
 fn transport_notify() -> Payload {
@@ -184,6 +188,7 @@ pub(crate) fn request(
         tsi,
         tsr,
         transport,
+        deleted_meanwhile: Vec::new(),
     })
 }
 
@@ -226,6 +231,14 @@ pub(crate) fn complete(
     response: &[Payload],
 ) {
     match check_response(sa, ctx, &x, response) {
+        // Installing it would leave us a pair the peer no longer has, for good.
+        Ok((installed, _)) if x.deleted_meanwhile.contains(&installed.outbound_spi) => {
+            ctx.events.push_back(Event::ChildSaFailed {
+                error: Error::TemporaryFailure {
+                    what: "the peer deleted the new Child SA before its response arrived",
+                },
+            });
+        }
         Ok((installed, nr)) => {
             let new_spi = installed.inbound_spi;
             let lowest = x.ni.clone().min(nr);

@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use super::established::Established;
+use super::established::{Established, Outstanding};
 use super::sa::{fail, Context, State, Step};
 use super::{DeleteReason, Error};
 use crate::wire::{Delete, ExchangeType, Payload, ProtocolId};
@@ -81,6 +81,12 @@ pub(crate) fn respond(
             .find(|c| c.outbound_spi == peer_spi)
             .map(|c| (c.inbound_spi, c.rekeyed));
         // An unknown SPI is one we deleted already (simultaneous deletes, §1.4.1): no answer.
+        // Or the pair our outstanding CREATE_CHILD_SA is about to bring: remember it.
+        if found.is_none() {
+            if let Some(Outstanding::CreateChild(x)) = &mut sa.outstanding {
+                x.deleted_meanwhile.push(peer_spi);
+            }
+        }
         if let Some((inbound, rekeyed)) = found {
             let reason = if rekeyed {
                 DeleteReason::Rekeyed

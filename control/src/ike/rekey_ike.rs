@@ -259,9 +259,15 @@ pub(crate) fn respond(
     id: u32,
     request: &[Payload],
 ) -> Result<(), Error> {
+    // An outstanding Delete of Child SAs counts too: its response must find them here, not
+    // on a successor.
     let busy = matches!(
         sa.outstanding,
-        Some(Outstanding::CreateChild(_) | Outstanding::RekeyIke(_))
+        Some(
+            Outstanding::CreateChild(_)
+                | Outstanding::RekeyIke(_)
+                | Outstanding::DeleteChildren { .. }
+        )
     );
     let answered = if sa.retired {
         Err(Error::TemporaryFailure {

@@ -150,6 +150,11 @@ pub struct Network {
     pub duplicate: f64,
     /// Extra delay drawn uniformly from [0, jitter): datagrams overtake each other.
     pub jitter: Duration,
+    /// Probability that a datagram not lost or duplicated is held back by an extra delay
+    /// drawn uniformly from [0, reorder_delay), so that later ones overtake it.
+    pub reorder: f64,
+    /// The longest extra delay of a datagram held back by `reorder`.
+    pub reorder_delay: Duration,
     pub filter: Option<Filter>,
     pub log: Vec<Sent>,
     dice: SeededRng,
@@ -165,6 +170,8 @@ impl Network {
             loss: 0.0,
             duplicate: 0.0,
             jitter: Duration::ZERO,
+            reorder: 0.0,
+            reorder_delay: Duration::ZERO,
             filter: None,
             log: Vec::new(),
             dice: SeededRng::new(seed ^ 0x5eed),
@@ -202,6 +209,8 @@ impl Network {
                 action = Action::Drop;
             } else if self.dice.unit() < self.duplicate {
                 action = Action::Duplicate;
+            } else if self.reorder > 0.0 && self.dice.unit() < self.reorder {
+                action = Action::Delay(self.reorder_delay.mul_f64(self.dice.unit()));
             }
         }
         self.log.push(Sent {
@@ -228,6 +237,16 @@ impl Network {
                 self.push(to, bytes, now + d + extra);
             }
         }
+    }
+
+    /// Turns every impairment off: from now on each datagram arrives once, after the fixed
+    /// latency (those already in flight keep their delivery times).
+    pub fn heal(&mut self) {
+        self.loss = 0.0;
+        self.duplicate = 0.0;
+        self.jitter = Duration::ZERO;
+        self.reorder = 0.0;
+        self.filter = None;
     }
 
     pub fn next_delivery(&self) -> Option<Instant> {
@@ -292,15 +311,21 @@ pub struct Pair {
     /// Old IKE SAs of each side after an IKE SA rekey, until drained; datagrams are routed to
     /// them by the initiator's SPI.
     pub retired: [Vec<IkeSa>; 2],
+    /// Initiator SPIs of IKE SAs replaced by [`Pair::restart`]: datagrams for them that no
+    /// retired SA claims are dropped instead of starting a responder.
+    pub stale: Vec<u64>,
+    initiator_config: Arc<IkeConfig>,
     seed: u64,
     responder_attempts: u64,
+    restarts: u64,
 }
 
 impl Pair {
     /// Starts the initiator; the responder is created when a request reaches it.
     pub fn new(initiator: IkeConfig, responder: IkeConfig, seed: u64) -> Pair {
         let now = Instant::now();
-        let initiator = IkeSa::initiate(Arc::new(initiator), now, rng(seed)).unwrap();
+        let initiator_config = Arc::new(initiator);
+        let initiator = IkeSa::initiate(initiator_config.clone(), now, rng(seed)).unwrap();
         Pair {
             now,
             initiator,
@@ -314,8 +339,11 @@ impl Pair {
             half_open: 0,
             cookies_sent: 0,
             retired: [Vec::new(), Vec::new()],
+            stale: Vec::new(),
+            initiator_config,
             seed,
             responder_attempts: 0,
+            restarts: 0,
         }
     }
 
@@ -359,6 +387,12 @@ impl Pair {
             if let Err(e) = old.handle(self.now, &d.bytes) {
                 self.drops[side].push(e);
             }
+            return;
+        }
+        if spi_i.is_some_and(|spi| self.stale.contains(&spi)) {
+            // A replaced SA that drained: a daemon drops datagrams for SPIs it does not know,
+            // and would give a late first request a half-open responder that expires
+            // unanswered. Dropping has the same outcome and keeps the responder slot free.
             return;
         }
         match d.to {
@@ -610,6 +644,45 @@ impl Pair {
                 Event::ChildSaFailed { error } => Some(error),
                 _ => None,
             })
+            .collect()
+    }
+}
+
+/// Several IKE SAs over time (a daemon that starts again after the IKE SA went).
+impl Pair {
+    /// Starts a new IKE SA from the initiator's configuration, as a daemon does when the old
+    /// one is gone. The current SAs of both sides move to `retired`, where they keep being
+    /// driven (and reached by their SPIs) until drained; the responder is created anew from
+    /// the new first request.
+    pub fn restart(&mut self) {
+        self.flush();
+        self.restarts += 1;
+        let seed = self
+            .seed
+            .wrapping_mul(0x9e37_79b9)
+            .wrapping_add(self.restarts);
+        let new = IkeSa::initiate(self.initiator_config.clone(), self.now, rng(seed)).unwrap();
+        let old = std::mem::replace(&mut self.initiator, new);
+        self.stale.push(old.spi_i());
+        self.retired[0].push(old);
+        if let Some(old) = self.responder.take() {
+            self.stale.push(old.spi_i());
+            self.retired[1].push(old);
+        }
+        self.retired[0].retain(|sa| !sa.is_drained());
+        self.retired[1].retain(|sa| !sa.is_drained());
+        self.flush();
+    }
+
+    /// Every IKE SA one side still has: the current one, then the retired ones.
+    pub fn all_sas(&self, side: Side) -> Vec<&IkeSa> {
+        let current = match side {
+            Side::Initiator => Some(&self.initiator),
+            Side::Responder => self.responder.as_ref(),
+        };
+        current
+            .into_iter()
+            .chain(self.retired[side as usize].iter())
             .collect()
     }
 }
