@@ -570,3 +570,37 @@ fn behind_a_nat_keepalives_go_out_every_20_seconds_and_only_from_the_side_behind
         while b.engine.poll_transmit().is_some() {}
     }
 }
+
+#[test]
+fn simultaneous_ike_rekeys_from_both_daemons_leave_one_ike_sa_with_the_child_sas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let before = seen(&a).outbound[0].0;
+    assert_eq!(a.engine.rekey(now, "site", false), Ok(1));
+    assert_eq!(b.engine.rekey(now, "site", false), Ok(1));
+    exchange(&mut a, &mut b, now);
+    // The redundant SA and the old one go at once; their cached responses a bit later.
+    let until = now + Duration::from_secs(31);
+    run_until(&mut a, &mut b, &mut now, until);
+    for side in [&a, &b] {
+        let sas: Vec<_> = side.engine.ike_sas().collect();
+        assert_eq!(sas.len(), 1, "one IKE SA left");
+        assert!(sas[0].sa.is_established());
+        assert_eq!(sas[0].children.len(), 1, "it has the Child SA");
+    }
+    let (x, y) = (
+        a.engine.ike_sas().next().unwrap(),
+        b.engine.ike_sas().next().unwrap(),
+    );
+    assert_eq!((x.sa.spi_i(), x.sa.spi_r()), (y.sa.spi_i(), y.sa.spi_r()));
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!(sa.outbound.len(), 1);
+    assert_eq!(
+        sa.outbound[0].0, before,
+        "an IKE SA rekey leaves the Child SA alone"
+    );
+    assert_mirrored(&sa, &sb);
+}

@@ -616,14 +616,20 @@ impl Engine {
             Event::IkeSaRekeyed(r) => {
                 info!(conn = %name, id, old = spis, new_spi_i = format_args!("{:016x}", r.new_spi_i),
                       new_spi_r = format_args!("{:016x}", r.new_spi_r), "IKE SA rekeyed");
-                if let Some(successor) = entry.sa.poll_rekeyed() {
-                    let children = std::mem::take(&mut entry.children);
-                    let established = entry.established.clone();
-                    let conn = entry.conn.clone();
-                    let new_id = self.insert(conn, successor, now, None);
-                    if let Some(new) = self.sas.get_mut(&new_id) {
-                        new.children = children;
-                        new.established = established.map(|(_, mut e)| {
+                // The successor (the event's SPIs) takes the Child SAs; a redundant new SA of
+                // simultaneous rekeys (§2.8.2) runs on its own until it is deleted.
+                let made: Vec<IkeSa> = std::iter::from_fn(|| entry.sa.poll_rekeyed()).collect();
+                let children = std::mem::take(&mut entry.children);
+                let established = entry.established.clone();
+                let conn = entry.conn.clone();
+                let mut children = Some(children);
+                for successor in made {
+                    let survivor =
+                        (successor.spi_i(), successor.spi_r()) == (r.new_spi_i, r.new_spi_r);
+                    let new_id = self.insert(conn.clone(), successor, now, None);
+                    if let (true, Some(new)) = (survivor, self.sas.get_mut(&new_id)) {
+                        new.children = children.take().unwrap_or_default();
+                        new.established = established.clone().map(|(_, mut e)| {
                             e.suite = r.suite;
                             e.ke = r.ke;
                             e.spi_i = r.new_spi_i;
@@ -633,6 +639,10 @@ impl Engine {
                         new.rekey_at = jittered(now, new.conn.conn.rekey_time);
                     }
                     self.after(new_id, now);
+                }
+                if let (Some(children), Some(entry)) = (children, self.sas.get_mut(&id)) {
+                    // No successor came (it could not be built): the Child SAs stay here.
+                    entry.children = children;
                 }
             }
             Event::AuthenticationFailed(a) => {

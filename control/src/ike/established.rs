@@ -110,6 +110,9 @@ pub(crate) struct Established {
     pub ke: KeMethod,
     /// Rekeyed: the Child SAs moved to the successor, only the Delete of this SA is left.
     pub retired: bool,
+    /// The peer's IKE SA rekey we answered while ours was outstanding (§2.8.2): decided when
+    /// our response arrives.
+    pub collision: Option<Box<super::rekey_ike::NewSa>>,
 }
 
 impl Established {
@@ -125,6 +128,7 @@ impl Established {
             queue: VecDeque::new(),
             ke: hs.choice.ke,
             retired: false,
+            collision: None,
         }
     }
 

@@ -47,7 +47,7 @@
 //! by the daemon before [`IkeSa::respond`].
 //!
 //! # Not yet here
-//! IKE SA rekey collisions (§2.8.2), the retry after INVALID_KE_PAYLOAD or
+//! The retry after INVALID_KE_PAYLOAD or
 //! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, fragmentation of the exchanges after
 //! IKE_AUTH, revocation (CRL, OCSP), hash-and-URL certificates and EAP.
 //!

@@ -15,22 +15,29 @@
 //! both old SAs report [`super::Event::IkeSaDeleted`] with
 //! [`super::DeleteReason::Rekeyed`].
 //!
-//! A request that arrives while a CREATE_CHILD_SA exchange of ours is outstanding (a Child SA
-//! or a simultaneous IKE SA rekey) is refused with TEMPORARY_FAILURE, and an old SA refuses
-//! new Child SAs. Not yet here: §2.8.2's resolution of simultaneous IKE SA rekeys (both are
-//! refused instead), the retry after INVALID_KE_PAYLOAD.
+//! Simultaneous IKE SA rekeys (§2.8.2): a peer's rekey request that arrives while ours is
+//! outstanding is answered, and its new SA kept aside; when our response comes, both sides
+//! compare the four nonces alike: the new IKE SA whose exchange has the lowest nonce is
+//! redundant and is deleted by the side that created it, the other inherits the Child SAs,
+//! and the old IKE SA is deleted by the initiator of the surviving exchange. A rekey request
+//! that arrives while a Child SA exchange or Delete of ours is outstanding is refused with
+//! TEMPORARY_FAILURE (its outcome must land on this SA), and an old SA refuses new Child SAs.
+//! Not yet here: the retry after INVALID_KE_PAYLOAD.
 
 use super::payloads::{ke_of, nonce_of, sa_of};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::established::{Established, Op, Outstanding};
+use super::established::{ChildSa, Established, Op, Outstanding};
 use super::payloads::{first_error, one};
 use super::proposal::{check_ike_answer, ike_offer, select_ike, IkeChoice};
 use super::sa::{Context, IkeSa, State};
 use super::{Error, Event, IkeSaRekeyed};
-use crate::crypto::{skeyseed_rekey, CryptoError, IkeSaKeys, KeyExchange, Rng, Role, SharedSecret};
+use crate::crypto::{
+    skeyseed_rekey, CryptoError, IkeSaKeys, IkeSuite, KeyExchange, Rng, Role, SharedSecret,
+    SkCipher,
+};
 use crate::wire::{
     ExchangeType, KeyExchange as KePayload, Nonce, Payload, ProtocolId, SecurityAssociation,
 };
@@ -135,7 +142,8 @@ pub(crate) fn request(
 }
 
 /// Everything the new IKE SA is made of.
-struct NewSa {
+#[derive(Debug)]
+pub(crate) struct NewSa {
     role: Role,
     spi_i: u64,
     spi_r: u64,
@@ -145,9 +153,15 @@ struct NewSa {
     nr: Vec<u8>,
 }
 
-/// Derives the new IKE SA's keys, moves the Child SAs and queued requests into it, reports
-/// [`Event::IkeSaRekeyed`] and leaves the new SA for [`IkeSa::poll_rekeyed`].
-fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) -> Result<(), Error> {
+/// A new IKE SA's keys, derived from the old SA's SK_d (§2.18).
+struct NewKeys {
+    suite: IkeSuite,
+    keys: IkeSaKeys,
+    seal: SkCipher,
+    open: SkCipher,
+}
+
+fn derive(sa: &Established, new: &NewSa) -> Result<NewKeys, Error> {
     let suite = new.choice.suite()?;
     let seed = skeyseed_rekey(sa.suite.prf(), &sa.keys.sk_d, &new.g_ir, &new.ni, &new.nr);
     let keys = IkeSaKeys::derive(
@@ -161,6 +175,23 @@ fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) ->
     .map_err(Error::Crypto)?;
     let seal = keys.sk_cipher(new.role).map_err(Error::Crypto)?;
     let open = keys.sk_cipher(new.role.peer()).map_err(Error::Crypto)?;
+    Ok(NewKeys {
+        suite,
+        keys,
+        seal,
+        open,
+    })
+}
+
+/// The new IKE SA around its keys, with these Child SAs and queued requests.
+fn assemble(
+    ctx: &mut Context,
+    new: &NewSa,
+    keys: NewKeys,
+    children: Vec<ChildSa>,
+    queue: VecDeque<Op>,
+    now: Instant,
+) -> IkeSa {
     let rng = share_rng(ctx);
     let mut new_ctx = Context::new(ctx.config.clone(), rng, new.role);
     new_ctx.spi_i = new.spi_i;
@@ -169,18 +200,29 @@ fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) ->
     new_ctx.path = ctx.path;
     new_ctx.udp_encap = ctx.udp_encap;
     let established = Established {
-        suite,
-        keys,
-        seal,
-        open,
+        suite: keys.suite,
+        keys: keys.keys,
+        seal: keys.seal,
+        open: keys.open,
         ke: new.choice.ke,
-        children: std::mem::take(&mut sa.children),
+        children,
         last_received: now,
         outstanding: None,
-        queue: std::mem::take(&mut sa.queue),
+        queue,
         retired: false,
+        collision: None,
     };
-    let mut next = IkeSa::from_parts(new_ctx, State::Established(Box::new(established)));
+    IkeSa::from_parts(new_ctx, State::Established(Box::new(established)))
+}
+
+/// Builds the successor, moves the Child SAs and queued requests into it, reports
+/// [`Event::IkeSaRekeyed`] and leaves the new SA for [`IkeSa::poll_rekeyed`].
+fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) -> Result<(), Error> {
+    let keys = derive(sa, &new)?;
+    let suite = keys.suite;
+    let children = std::mem::take(&mut sa.children);
+    let queue = std::mem::take(&mut sa.queue);
+    let mut next = assemble(ctx, &new, keys, children, queue, now);
     next.start_queued(now);
     sa.retired = true;
     ctx.events.push_back(Event::IkeSaRekeyed(IkeSaRekeyed {
@@ -191,8 +233,35 @@ fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) ->
         suite,
         ke: new.choice.ke,
     }));
-    ctx.rekeyed = Some(Box::new(next));
+    ctx.rekeyed.push_back(next);
     Ok(())
+}
+
+/// The redundant new IKE SA of simultaneous rekeys (§2.8.2): no Child SA; if we created it
+/// (`ours`), it deletes itself at once, otherwise it waits for the peer's Delete. The daemon
+/// takes it with [`IkeSa::poll_rekeyed`] after the successor.
+fn set_aside(sa: &Established, ctx: &mut Context, now: Instant, new: &NewSa, ours: bool) {
+    let queue = if ours {
+        VecDeque::from([Op::DeleteIke])
+    } else {
+        VecDeque::new()
+    };
+    match derive(sa, new) {
+        Ok(keys) => {
+            let mut redundant = assemble(ctx, new, keys, Vec::new(), queue, now);
+            redundant.retire();
+            redundant.start_queued(now);
+            ctx.rekeyed.push_back(redundant);
+        }
+        // Its keys could not be made: the peer's copy goes when its lifetime or liveness
+        // checks end it.
+        Err(error) => ctx.events.push_back(Event::IkeSaRekeyFailed { error }),
+    }
+}
+
+/// The lower of an exchange's two nonces (§2.8.2 compares the lowest of all four).
+fn lowest_nonce(new: &NewSa) -> &[u8] {
+    new.ni.as_slice().min(new.nr.as_slice())
 }
 
 /// The initiator's side: the response to our request. On success the old IKE SA is deleted
@@ -204,9 +273,31 @@ pub(crate) fn complete(
     x: IkeRekeyExchange,
     response: &[Payload],
 ) {
-    let result = check_response(ctx, &x, response).and_then(|new| install(sa, ctx, now, new));
+    let ours = check_response(ctx, &x, response);
+    let theirs = sa.collision.take();
+    let result = match (ours, theirs) {
+        (Ok(ours), None) => install(sa, ctx, now, ours).map(|()| true),
+        (Err(error), None) => Err(error),
+        // Ours was refused but we accepted the peer's: that one stands, and the peer, its
+        // initiator, deletes this SA.
+        (Err(_), Some(theirs)) => install(sa, ctx, now, *theirs).map(|()| false),
+        (Ok(ours), Some(theirs)) => {
+            if lowest_nonce(&ours) < lowest_nonce(&theirs) {
+                // Ours is redundant: we delete it; the peer deletes this old SA.
+                let result = install(sa, ctx, now, *theirs).map(|()| false);
+                set_aside(sa, ctx, now, &ours, true);
+                result
+            } else {
+                let result = install(sa, ctx, now, ours).map(|()| true);
+                set_aside(sa, ctx, now, &theirs, false);
+                result
+            }
+        }
+    };
     match result {
-        Ok(()) => sa.queue = VecDeque::from([Op::DeleteIke]),
+        // We initiated the surviving exchange: the old IKE SA is ours to delete.
+        Ok(true) => sa.queue = VecDeque::from([Op::DeleteIke]),
+        Ok(false) => sa.queue.clear(),
         Err(error) => ctx.events.push_back(Event::IkeSaRekeyFailed { error }),
     }
 }
@@ -260,25 +351,25 @@ pub(crate) fn respond(
     request: &[Payload],
 ) -> Result<(), Error> {
     // An outstanding Delete of Child SAs counts too: its response must find them here, not
-    // on a successor.
+    // on a successor. Our own IKE SA rekey does not: that is §2.8.2's collision.
     let busy = matches!(
         sa.outstanding,
-        Some(
-            Outstanding::CreateChild(_)
-                | Outstanding::RekeyIke(_)
-                | Outstanding::DeleteChildren { .. }
-        )
+        Some(Outstanding::CreateChild(_) | Outstanding::DeleteChildren { .. })
     );
+    let colliding = matches!(sa.outstanding, Some(Outstanding::RekeyIke(_)));
     let answered = if sa.retired {
         Err(Error::TemporaryFailure {
             what: "this IKE SA was rekeyed already",
         })
     } else if busy {
-        // Our own CREATE_CHILD_SA is in flight: moving the Child SAs now would lose its
-        // outcome. §2.8.2's resolution of simultaneous IKE SA rekeys is not implemented;
-        // both sides refuse and may try again later.
+        // Our own Child SA exchange is in flight: moving the Child SAs now would lose its
+        // outcome. The peer may try again later.
         Err(Error::TemporaryFailure {
-            what: "a CREATE_CHILD_SA exchange of ours is in progress",
+            what: "a Child SA exchange of ours is in progress",
+        })
+    } else if colliding && sa.collision.is_some() {
+        Err(Error::TemporaryFailure {
+            what: "two IKE SA rekeys of the peer's during ours",
         })
     } else {
         answer(ctx, request)
@@ -286,7 +377,10 @@ pub(crate) fn respond(
     match answered {
         Ok((payloads, new)) => {
             sa.send_response(ctx, ExchangeType::CreateChildSa, id, &payloads)?;
-            if let Err(error) = install(sa, ctx, now, new) {
+            if colliding {
+                // Decided when our own response arrives (`complete`).
+                sa.collision = Some(Box::new(new));
+            } else if let Err(error) = install(sa, ctx, now, new) {
                 ctx.events.push_back(Event::IkeSaRekeyFailed { error });
             }
             Ok(())

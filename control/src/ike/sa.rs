@@ -87,8 +87,9 @@ pub(crate) struct Context {
     pub last_response: Option<CachedResponse>,
     /// Digest of the request being handled now, kept with its response (§2.1).
     pub request_digest: [u8; 32],
-    /// The successor made by an IKE SA rekey, until the daemon takes it.
-    pub rekeyed: Option<Box<IkeSa>>,
+    /// The IKE SAs an IKE SA rekey made, until the daemon takes them: the successor, and
+    /// after simultaneous rekeys (§2.8.2) the redundant one, which deletes itself.
+    pub rekeyed: VecDeque<IkeSa>,
     /// Where we send to and expect the peer: the configured addresses until a NAT moves
     /// them (§2.23).
     pub path: Path,
@@ -572,14 +573,24 @@ impl IkeSa {
         Ok(())
     }
 
-    /// The successor of this IKE SA after [`Event::IkeSaRekeyed`]: the daemon dispatches the
-    /// new SPIs to it and drives it like any other. Call it after polling the events.
+    /// The IKE SAs a rekey of this one made, after [`Event::IkeSaRekeyed`]: the successor
+    /// (its SPIs are the event's, the Child SAs moved to it) and, when both sides rekeyed at
+    /// once (§2.8.2), the redundant new IKE SA, which has no Child SA and is deleted by the
+    /// side that created it. The daemon dispatches their SPIs to them and drives them like
+    /// any other. Call it until `None` after polling the events.
     pub fn poll_rekeyed(&mut self) -> Option<IkeSa> {
-        self.ctx.rekeyed.take().map(|b| *b)
+        self.ctx.rekeyed.pop_front()
     }
 
     pub(crate) fn from_parts(ctx: Context, state: State) -> IkeSa {
         IkeSa { ctx, state }
+    }
+
+    /// Marks an established SA as replaced (its Delete is all that is left of it).
+    pub(crate) fn retire(&mut self) {
+        if let State::Established(s) = &mut self.state {
+            s.retired = true;
+        }
     }
 
     /// Sends what is queued (the requests a successor inherited).
@@ -699,7 +710,7 @@ impl Context {
             next_peer_request_id: 0,
             last_response: None,
             request_digest: [0; 32],
-            rekeyed: None,
+            rekeyed: VecDeque::new(),
             path: Path {
                 local: config.local_addr,
                 remote: config.remote_addr,

@@ -269,15 +269,15 @@ impl Network {
     }
 }
 
-/// Sends what `sa` has to send, collects its events, returns its successor after an IKE SA
-/// rekey.
+/// Sends what `sa` has to send, collects its events, returns what an IKE SA rekey made: its
+/// successor first, then (simultaneous rekeys, §2.8.2) the redundant new SA.
 fn drain(
     net: &mut Network,
     now: Instant,
     events: &mut Vec<Event>,
     side: Side,
     sa: &mut IkeSa,
-) -> Option<IkeSa> {
+) -> Vec<IkeSa> {
     while let Some(t) = sa.poll_transmit() {
         if side == Side::Initiator {
             assert_eq!(t.destination, addr(RESPONDER_ADDR));
@@ -287,7 +287,7 @@ fn drain(
     while let Some(e) = sa.poll_event() {
         events.push(e);
     }
-    sa.poll_rekeyed()
+    std::iter::from_fn(|| sa.poll_rekeyed()).collect()
 }
 
 /// Two endpoints and the network between them.
@@ -356,9 +356,14 @@ impl Pair {
         for side in [Side::Initiator, Side::Responder] {
             let n = side as usize;
             let (net, now, events) = (&mut self.net, self.now, &mut self.events[n]);
+            // What a rekey of a retired SA made: its successor becomes current, a redundant
+            // SA of §2.8.2 goes straight to the retired ones.
             let mut successors = Vec::new();
+            let mut redundant = Vec::new();
             for sa in &mut self.retired[n] {
-                successors.extend(drain(net, now, events, side, sa));
+                let mut made = drain(net, now, events, side, sa).into_iter();
+                successors.extend(made.next());
+                redundant.extend(made);
             }
             let current = match side {
                 Side::Initiator => Some(&mut self.initiator),
@@ -366,13 +371,16 @@ impl Pair {
             };
             if let Some(current) = current {
                 loop {
-                    let next = drain(net, now, events, side, current).or_else(|| successors.pop());
+                    let mut made = drain(net, now, events, side, current).into_iter();
+                    let next = made.next().or_else(|| successors.pop());
+                    redundant.extend(made);
                     match next {
                         Some(new) => self.retired[n].push(std::mem::replace(current, new)),
                         None => break,
                     }
                 }
             }
+            self.retired[n].extend(redundant);
             self.retired[n].retain(|sa| !sa.is_drained());
         }
     }
