@@ -31,7 +31,12 @@ fn secret_file(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
 /// The secret files the good example needs, made 0600 in a temp dir, as -D macros.
 fn good_macros(dir: &Path) -> Macros {
     let psk = secret_file(dir, "site-b.psk", "correct horse battery staple\n", 0o600);
-    let key = secret_file(dir, "gw-a.key", include_str!("certs/config/gw-a.key"), 0o600);
+    let key = secret_file(
+        dir,
+        "gw-a.key",
+        include_str!("certs/config/gw-a.key"),
+        0o600,
+    );
     let sa_key = secret_file(
         dir,
         "b-to-a.key",

@@ -28,12 +28,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use walk::certs::{ike_identity, load_local_auth, load_peer_auth};
 pub use diag::{Diagnostic, Errors};
 pub use identity::{Identity, Rdn};
 pub use ipnet::IpNet;
 pub use proposal::{DhGroup, Encryption, Esn, EspCipher, EspProposal, IkeProposal, Integrity, Prf};
 pub use secret::Secret;
+pub use walk::certs::{ike_identity, load_local_auth, load_peer_auth};
 
 /// `-D name=value` definitions for `${name}` in the file.
 pub type Macros = BTreeMap<String, String>;
