@@ -80,7 +80,10 @@ fn play_until_ike_auth_request() -> ByHand {
     let spi_i = h.initiator_spi;
     let kinds: Vec<PayloadType> = m.payloads.iter().map(Payload::payload_type).collect();
     use PayloadType as P;
-    assert_eq!(kinds, [P::Sa, P::Ke, P::Nonce, P::Notify, P::Notify, P::Notify]);
+    assert_eq!(
+        kinds,
+        [P::Sa, P::Ke, P::Nonce, P::Notify, P::Notify, P::Notify]
+    );
     let (Payload::Sa(sa), Payload::Ke(ke), Payload::Nonce(ni)) =
         (&m.payloads[0], &m.payloads[1], &m.payloads[2])
     else {
