@@ -59,6 +59,7 @@ fn side(dir: &FsPath, name: &str, text: &str, addr: &str, nat: NatTraversal) -> 
     let defaults = Defaults {
         natt_port: 4500,
         nat_traversal: nat,
+        retransmit: Default::default(),
     };
     let conns = config
         .connections
@@ -365,6 +366,7 @@ fn prepared(dir: &FsPath, text: &str) -> Vec<xipsec_control::daemon::Prepared> {
     let defaults = Defaults {
         natt_port: 4500,
         nat_traversal: NatTraversal::Detect,
+        retransmit: Default::default(),
     };
     config
         .connections

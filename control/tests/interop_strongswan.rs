@@ -59,6 +59,8 @@ fn xipsec_config(s: &Setup<'_>) -> String {
     format!(
         r#"[daemon]
 listen = ["{WAN_A}"]
+retransmit_timeout = 1
+retransmit_tries = 2
 
 [[connection]]
 name = "site-b"
@@ -699,4 +701,30 @@ fn ecdsa_certificates_from_a_test_ca_both_ways() {
     site.xipsecd.wait_for("Child SA installed", 2, UP);
     site.charon.wait_established("peer", "net", UP).unwrap();
     site.ping_eventually();
+}
+
+#[test]
+fn a_killed_charon_is_found_dead_by_our_liveness_checks() {
+    let setup = Setup {
+        dpd: 2,
+        ..Setup::default()
+    };
+    let Some(site) = start("dead_peer_detection", &setup) else {
+        return;
+    };
+    site.wait_up(1);
+    site.ping_eventually();
+    // SIGKILL: no Delete leaves charon.
+    // SAFETY: kill(2) on the pid of the charon this test started.
+    let killed = unsafe { libc::kill(site.charon.pid() as i32, libc::SIGKILL) };
+    assert_eq!(killed, 0);
+    // 2 s without traffic, then a check sent 3 times over 1 + 1.8 + 3.2 s.
+    site.xipsecd
+        .wait_for("IKE SA deleted", 1, Duration::from_secs(20));
+    let log = site.xipsecd.log();
+    assert!(log.contains("reason=DeadPeer"), "{log}");
+    let routes = site.ns_a.exec("ip", &["route", "show"], UP).unwrap();
+    assert!(!String::from_utf8_lossy(&routes.stdout).contains("10.80.2.0/24"));
+    let status = site.xipsecd.ctl_json(&["status"]);
+    assert_eq!(status["child_sas"], 0, "{status}");
 }

@@ -88,10 +88,25 @@ impl Config {
 }
 
 /// `[daemon]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Daemon {
     /// Addresses to receive IKE on (port 500 and the NAT-T port); empty = every address.
     pub listen: Vec<IpAddr>,
+    /// The wait before the first retransmission of a request (strongSwan's
+    /// `retransmit_timeout`); each later one waits 1.8 times longer.
+    pub retransmit_timeout: Duration,
+    /// Retransmissions before the peer is given up (and, once established, declared dead).
+    pub retransmit_tries: u32,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            listen: Vec::new(),
+            retransmit_timeout: Duration::from_secs(4),
+            retransmit_tries: 5,
+        }
+    }
 }
 
 /// An entry of `local_addrs` / `remote_addrs`.

@@ -582,7 +582,12 @@ fn array_of_tables<'t, 'i>(cx: &mut Cx<'_>, t: &Tbl<'t, 'i>, key: &str) -> Vec<(
 }
 
 fn daemon(cx: &mut Cx<'_>, v: &V<'_>) -> Daemon {
-    let Some(t) = Tbl::new(cx, v, "daemon".into(), &["listen"]) else {
+    let Some(t) = Tbl::new(
+        cx,
+        v,
+        "daemon".into(),
+        &["listen", "retransmit_timeout", "retransmit_tries"],
+    ) else {
         return Daemon::default();
     };
     let mut listen = vec![];
@@ -598,7 +603,16 @@ fn daemon(cx: &mut Cx<'_>, v: &V<'_>) -> Daemon {
             }
         }
     }
-    Daemon { listen }
+    let retransmit_timeout = seconds(cx, &t, "retransmit_timeout", (1, 600), 4);
+    let retransmit_tries = t
+        .get("retransmit_tries")
+        .and_then(|v| ranged(cx, v, &t.p("retransmit_tries"), 0, 30))
+        .map_or(5, |n| n as u32);
+    Daemon {
+        listen,
+        retransmit_timeout,
+        retransmit_tries,
+    }
 }
 
 fn addrs(cx: &mut Cx<'_>, v: &V<'_>, path: &str) -> Vec<(Addr, Range<usize>)> {

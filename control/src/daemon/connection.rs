@@ -8,15 +8,17 @@ use crate::config::{self, Addr, AuthMethod, Connection, DhGroup, Encryption, IpN
 use crate::crypto::{Encr, Integ, Prf};
 use crate::ike::{
     ChildConfig, EspProposal, EspSuite, IkeConfig, IkeProposal, LocalAuth, Mode, NatTraversal, Psk,
-    SelectionOrder,
+    RetransmitConfig, SelectionOrder,
 };
 use crate::wire::{EsnId, KeMethod, TrafficSelector};
 
 /// The daemon-wide choices that shape every connection (`xipsecd -p`, `-t`, `-T`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Defaults {
     /// The NAT-T port.
     pub natt_port: u16,
+    /// Retransmission of requests (`[daemon]` retransmit_timeout and retransmit_tries).
+    pub retransmit: RetransmitConfig,
     /// NAT traversal as asked on the command line; a connection's `encap = true` forces it.
     pub nat_traversal: NatTraversal,
 }
@@ -176,6 +178,7 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
     template.child = child_config(child).map_err(unsupported)?;
     template.dpd_interval = (!conn.dpd_interval.is_zero()).then_some(conn.dpd_interval);
     template.natt_port = defaults.natt_port;
+    template.retransmit = defaults.retransmit;
     template.nat_traversal = match defaults.nat_traversal {
         NatTraversal::Detect if conn.encap => NatTraversal::Force,
         other => other,

@@ -38,6 +38,11 @@ fn load(opts: &Options) -> Result<(Config, Vec<Prepared>), DaemonError> {
     let defaults = Defaults {
         natt_port: opts.natt_port,
         nat_traversal: opts.nat_traversal,
+        retransmit: crate::ike::RetransmitConfig {
+            initial_timeout: config.daemon.retransmit_timeout,
+            max_retransmits: config.daemon.retransmit_tries,
+            ..crate::ike::RetransmitConfig::default()
+        },
     };
     let mut prepared = Vec::new();
     for conn in &config.connections {
