@@ -728,3 +728,102 @@ fn a_killed_charon_is_found_dead_by_our_liveness_checks() {
     let status = site.xipsecd.ctl_json(&["status"]);
     assert_eq!(status["child_sas"], 0, "{status}");
 }
+
+#[test]
+fn udp_between_hosts_behind_each_gateway_crosses_only_as_esp() {
+    let setup = Setup::default();
+    if !require("hosts_behind_gateways", Need::STRONGSWAN) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // host A (10.80.1.10) — xipsecd (10.80.1.1 | 10.80.0.1) — charon (10.80.0.2 | 10.80.2.1)
+    // — host B (10.80.2.10).
+    let prefix = xipsec_testkit::netns::unique_prefix();
+    let host_a = Netns::new(format!("{prefix}-ha"));
+    let (ns_a, ns_b) = wired_pair(&format!("{WAN_A}/24"), &format!("{WAN_B}/24"));
+    let host_b = Netns::new(format!("{prefix}-hb"));
+    for (host, gw, host_addr, gw_addr) in [
+        (&host_a, &ns_a, "10.80.1.10/24", "10.80.1.1/24"),
+        (&host_b, &ns_b, "10.80.2.10/24", "10.80.2.1/24"),
+    ] {
+        host.ip(&[
+            "link",
+            "add",
+            "lan",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan",
+            "netns",
+            gw.name(),
+        ]);
+        host.ip(&["addr", "add", host_addr, "dev", "lan"]);
+        gw.ip(&["addr", "add", gw_addr, "dev", "lan"]);
+        host.ip(&["link", "set", "lan", "up"]);
+        gw.ip(&["link", "set", "lan", "up"]);
+        let via = gw_addr.split('/').next().unwrap();
+        host.ip(&["route", "add", "default", "via", via]);
+        gw.sysctl("net/ipv4/ip_forward", "1");
+    }
+    let charon = Charon::start(&ns_b, dir.path(), &charon_config(&setup)).unwrap();
+    let xipsecd = Xipsecd::start(&ns_a, &dir.path().join("a"), &xipsec_config(&setup), &[]);
+    xipsecd.wait_for("Child SA installed", 1, UP);
+    charon.wait_established("peer", "net", UP).unwrap();
+
+    // UDP from host A to host B and back, through both gateways.
+    let receiver = host_b.run(|| std::net::UdpSocket::bind("10.80.2.10:7000").unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let sender = host_a.run(|| std::net::UdpSocket::bind("10.80.1.10:0").unwrap());
+    let capture = Capture::start(&ns_a, "wan");
+    let payload = b"plaintext-that-must-never-be-seen-on-the-wire";
+    let mut got = None;
+    let deadline = Instant::now() + UP;
+    while got.is_none() && Instant::now() < deadline {
+        sender.send_to(payload, "10.80.2.10:7000").unwrap();
+        let mut buf = [0u8; 256];
+        if let Ok((n, from)) = receiver.recv_from(&mut buf) {
+            got = Some((buf[..n].to_vec(), from));
+        }
+    }
+    let (data, from) = got.expect("UDP from host A reached host B");
+    assert_eq!(data, payload);
+    assert_eq!(from.ip().to_string(), "10.80.1.10", "not NATed on the way");
+    // And back.
+    sender
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    receiver.send_to(b"reply", from).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = sender.recv_from(&mut buf).expect("the reply came back");
+    assert_eq!(&buf[..n], b"reply");
+    let frames = capture.stop();
+    let mut esp = 0;
+    for frame in &frames {
+        assert!(
+            !frame.windows(payload.len()).any(|w| w == payload),
+            "the plaintext crossed the wire"
+        );
+        match classify_wan_frame(frame) {
+            WanFrame::NattUdp { first_word } if first_word != 0 => esp += 1,
+            WanFrame::NattUdp { .. } | WanFrame::Housekeeping => {}
+            WanFrame::Other {
+                protocol: 17,
+                ports: (500, 500),
+            } => {}
+            other => panic!("not IKE or ESP in UDP on the wire: {other:?}"),
+        }
+    }
+    assert!(esp >= 2, "{esp} ESP packets");
+    let site = Site {
+        xipsecd,
+        charon,
+        ns_a,
+        ns_b,
+        _dir: dir,
+    };
+    drop(site);
+    drop((host_a, host_b));
+}
