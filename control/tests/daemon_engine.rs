@@ -606,3 +606,94 @@ fn simultaneous_ike_rekeys_from_both_daemons_leave_one_ike_sa_with_the_child_sas
     );
     assert_mirrored(&sa, &sb);
 }
+
+#[test]
+fn key_renewal_reauth_brings_up_a_new_ike_sa_before_the_old_one_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only A renews, by reauthentication, after an hour; nothing else rekeys.
+    let never = "rekey_time = 214783647";
+    let text = config_text(A, B, "a.example", "b.example", true)
+        .replace("rekey_time = 600", never)
+        .replace(
+            "rekey_time = 3600",
+            "rekey_time = 3600\nkey_renewal = \"reauth\"",
+        );
+    let mut a = side(dir.path(), "a", &text, A, NatTraversal::Detect);
+    let text = config_text(B, A, "b.example", "a.example", false)
+        .replace("rekey_time = 600", never)
+        .replace("rekey_time = 3600", never);
+    let mut b = side(dir.path(), "b", &text, B, NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let first = a.engine.ike_sas().next().unwrap().id;
+    let child_before = seen(&a).outbound[0].0;
+    let until = now + Duration::from_secs(3601);
+    run_until(&mut a, &mut b, &mut now, until);
+    let until = now + Duration::from_secs(31);
+    run_until(&mut a, &mut b, &mut now, until);
+    let sas: Vec<_> = a.engine.ike_sas().collect();
+    assert_eq!(sas.len(), 1, "the old IKE SA is gone");
+    assert_ne!(sas[0].id, first, "a new IKE SA, not the old one");
+    assert!(sas[0].established.is_some());
+    assert_eq!(sas[0].replaces, Some(first));
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!((sa.inbound.len(), sa.outbound.len()), (1, 1));
+    assert_ne!(
+        sa.outbound[0].0, child_before,
+        "a new Child SA came with it"
+    );
+    assert_mirrored(&sa, &sb);
+    assert_mirrored(&sb, &sa);
+    assert_eq!(b.engine.ike_sas().count(), 1);
+}
+
+fn unique_ids_pair(dir: &FsPath, policy: &str) -> (Side, Side) {
+    let a = side(
+        dir,
+        "a",
+        &config_text(A, B, "a.example", "b.example", false),
+        A,
+        NatTraversal::Detect,
+    );
+    let b = side(
+        dir,
+        "b",
+        &config_text(B, A, "b.example", "a.example", false).replace(
+            "rekey_time = 3600",
+            &format!("rekey_time = 3600\nunique_ids = \"{policy}\""),
+        ),
+        B,
+        NatTraversal::Detect,
+    );
+    (a, b)
+}
+
+#[test]
+fn unique_ids_replace_deletes_the_older_ike_sa_of_the_same_peer_keep_the_newer() {
+    for (policy, survivor_is_newer, count) in [
+        ("replace", Some(true), 1),
+        ("keep", Some(false), 1),
+        ("never", None, 2),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, mut b) = unique_ids_pair(dir.path(), policy);
+        let mut now = Instant::now();
+        let first = a.engine.initiate(now, "site").unwrap();
+        exchange(&mut a, &mut b, now);
+        let second = a.engine.initiate(now, "site").unwrap();
+        exchange(&mut a, &mut b, now);
+        let until = now + Duration::from_secs(31);
+        run_until(&mut a, &mut b, &mut now, until);
+        let ids: Vec<u64> = a.engine.ike_sas().map(|e| e.id).collect();
+        assert_eq!(ids.len(), count, "{policy}: {ids:?}");
+        assert_eq!(b.engine.ike_sas().count(), count, "{policy}");
+        match survivor_is_newer {
+            Some(true) => assert_eq!(ids, [second], "{policy}"),
+            Some(false) => assert_eq!(ids, [first], "{policy}"),
+            None => {}
+        }
+        assert_eq!(a.engine.plane().installed(), 2 * count, "{policy}");
+        assert_mirrored(&seen(&a), &seen(&b));
+    }
+}

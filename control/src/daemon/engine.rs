@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::connection::Prepared;
 use super::plane::{InstalledChild, Plane};
+use crate::config::{KeyRenewal, UniqueIds};
 use crate::crypto::{Rng, SystemRng};
 use crate::ctl::protocol::Target;
 use crate::ike::{ChildSaInstalled, DeleteReason, Event, IkeSa, IkeSaEstablished, Path, Transmit};
@@ -75,6 +76,9 @@ pub struct IkeEntry {
     pub rekeying: bool,
     /// When the next NAT keepalive is due (we are behind a NAT, RFC 3948 §2.3).
     keepalive_at: Option<Instant>,
+    /// The IKE SA this one reauthenticates (`key_renewal = "reauth"`): deleted once this
+    /// one is established (make-before-break).
+    pub replaces: Option<u64>,
     /// The SPIs this entry is indexed under.
     key: (u64, u64),
     /// The responder's index by the initiator's SPI and address, while it has one.
@@ -481,6 +485,7 @@ impl Engine {
                 rekey_at: None,
                 rekeying: false,
                 keepalive_at: None,
+                replaces: None,
                 key,
                 half_open,
                 timer: None,
@@ -496,6 +501,7 @@ impl Engine {
                 break;
             }
             self.timers.remove(&(at, id));
+            let mut reauth = None;
             if let Some(entry) = self.sas.get_mut(&id) {
                 entry.timer = None;
                 entry.sa.handle_timeout(now);
@@ -506,7 +512,12 @@ impl Engine {
                         self.keepalives.push_back(path);
                     }
                 }
-                if entry.rekey_at.is_some_and(|t| t <= now) {
+                let renew_by_reauth = entry.conn.conn.key_renewal == KeyRenewal::Reauth
+                    && entry.conn.initiation_target().is_some();
+                if entry.rekey_at.is_some_and(|t| t <= now) && renew_by_reauth {
+                    entry.rekey_at = None;
+                    reauth = Some(entry.conn.conn.name.clone());
+                } else if entry.rekey_at.is_some_and(|t| t <= now) {
                     entry.rekey_at = None;
                     entry.rekeying = true;
                     if let Err(e) = entry.sa.rekey(now) {
@@ -534,6 +545,77 @@ impl Engine {
                 }
             }
             self.after(id, now);
+            if let Some(name) = reauth {
+                self.reauthenticate(now, id, &name);
+            }
+        }
+    }
+
+    /// `key_renewal = "reauth"`: a new IKE SA with a full authentication, which deletes `old`
+    /// once it is established.
+    fn reauthenticate(&mut self, now: Instant, old: u64, name: &str) {
+        match self.initiate(now, name) {
+            Ok(new) => {
+                info!(conn = %name, old, new, "reauthenticating");
+                if let Some(entry) = self.sas.get_mut(&new) {
+                    entry.replaces = Some(old);
+                }
+            }
+            Err(e) => {
+                warn!(conn = %name, old, "cannot reauthenticate: {e}");
+                if let Some(entry) = self.sas.get_mut(&old) {
+                    entry.rekey_at = Some(now + retry_pause());
+                }
+                self.reschedule(old);
+            }
+        }
+    }
+
+    /// After an IKE SA is established: the SA it reauthenticates goes, and `unique_ids`
+    /// applies to what the peer initiated (a client that lost its state comes back).
+    fn after_established(&mut self, id: u64, now: Instant) {
+        let Some(entry) = self.sas.get(&id) else {
+            return;
+        };
+        if let Some(old) = entry.replaces {
+            self.delete(now, old);
+            return;
+        }
+        let Some((_, est)) = &entry.established else {
+            return;
+        };
+        if est.role != crate::crypto::Role::Responder {
+            return;
+        }
+        let policy = entry.conn.conn.unique_ids;
+        let peer = est.peer_id.clone();
+        let name = entry.conn.conn.name.clone();
+        let duplicates: Vec<u64> = self
+            .sas
+            .values()
+            .filter(|e| e.id != id && e.conn.conn.name == name && e.sa.is_established())
+            .filter(|e| {
+                e.established
+                    .as_ref()
+                    .is_some_and(|(_, x)| x.peer_id == peer)
+            })
+            .map(|e| e.id)
+            .collect();
+        if duplicates.is_empty() {
+            return;
+        }
+        match policy {
+            UniqueIds::Replace => {
+                info!(conn = %name, id, replaced = ?duplicates, "unique_ids: replacing");
+                for old in duplicates {
+                    self.delete(now, old);
+                }
+            }
+            UniqueIds::Keep => {
+                info!(conn = %name, id, kept = ?duplicates, "unique_ids: keeping the old");
+                self.delete(now, id);
+            }
+            UniqueIds::No | UniqueIds::Never => {}
         }
     }
 
@@ -585,6 +667,7 @@ impl Engine {
                 if let Some(h) = entry.half_open.take() {
                     self.half_open.remove(&h);
                 }
+                self.after_established(id, now);
             }
             Event::ChildSaInstalled(c) => self.install_child(id, now, c, None),
             Event::ChildSaRekeyed(r) => {
@@ -649,9 +732,22 @@ impl Engine {
                 self.counters.auth_failed += 1;
                 warn!(conn = %name, id, spis, by = ?a.detected_by, peer = ?a.peer_id,
                       "authentication failed: {:?}", a.error);
+                if let Some(old) = entry.replaces.take() {
+                    if let Some(old) = self.sas.get_mut(&old) {
+                        old.rekey_at = Some(now + retry_pause());
+                    }
+                    self.reschedule(old);
+                }
             }
             Event::Failed { reason } => {
                 warn!(conn = %name, id, spis, "IKE SA failed: {reason:?}");
+                if let Some(old) = entry.replaces.take() {
+                    // The reauthentication failed: the old IKE SA stays and tries again.
+                    if let Some(old) = self.sas.get_mut(&old) {
+                        old.rekey_at = Some(now + retry_pause());
+                    }
+                    self.reschedule(old);
+                }
             }
             Event::ChildSaFailed { error } => {
                 warn!(conn = %name, id, spis, "Child SA not created: {error:?}");
