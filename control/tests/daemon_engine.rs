@@ -697,3 +697,59 @@ fn unique_ids_replace_deletes_the_older_ike_sa_of_the_same_peer_keep_the_newer()
         assert_mirrored(&seen(&a), &seen(&b));
     }
 }
+
+#[test]
+fn every_child_of_a_connection_is_negotiated_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = |local: &str, remote: &str| {
+        format!(
+            "  [[connection.child]]\n  name = \"second\"\n  local_ts = [\"{local}\"]\n  \
+             remote_ts = [\"{remote}\"]\n  esp_proposals = [\"aes128gcm16\"]\n  replay_window = 64\n"
+        )
+    };
+    let text_a =
+        config_text(A, B, "a.example", "b.example", true) + &second("10.3.0.0/24", "10.4.0.0/24");
+    let text_b =
+        config_text(B, A, "b.example", "a.example", false) + &second("10.4.0.0/24", "10.3.0.0/24");
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!((sa.inbound.len(), sa.outbound.len()), (2, 2));
+    assert_mirrored(&sa, &sb);
+    assert_mirrored(&sb, &sa);
+    let mut windows: Vec<u32> = sa.inbound.iter().map(|(_, _, w)| *w).collect();
+    windows.sort();
+    assert_eq!(windows, [64, 2048], "each child's own replay window");
+    assert_eq!(sa.policies.len(), 2);
+    let flow = |s: &str, d: &str| xipsec_dataplane::table::Flow {
+        source: s.parse().unwrap(),
+        destination: d.parse().unwrap(),
+        protocol: 17,
+        ports: Some((1, 2)),
+    };
+    for (s, d) in [("10.1.0.1", "10.2.0.1"), ("10.3.0.1", "10.4.0.1")] {
+        assert_eq!(
+            sa.policies
+                .iter()
+                .filter(|p| p.matches(&flow(s, d)))
+                .count(),
+            1,
+            "{s} -> {d}"
+        );
+    }
+    let mut routes = Vec::new();
+    while let Some(r) = a.engine.poll_route_change() {
+        routes.push(r);
+    }
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    let names: Vec<String> = a
+        .engine
+        .ike_sas()
+        .flat_map(|e| e.children.iter().map(|c| c.sa.config))
+        .map(|i| ["net", "second"][i].to_string())
+        .collect();
+    assert_eq!(names, ["net", "second"]);
+}

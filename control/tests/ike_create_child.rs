@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ike_pair::*;
 use xipsec_control::ike::{DeleteReason, Error};
-use xipsec_control::wire::{ExchangeType, KeMethod, NotifyType};
+use xipsec_control::wire::{ExchangeType, KeMethod, NotifyType, TrafficSelector};
 
 fn requests(pair: &Pair, exchange: ExchangeType) -> Vec<&Sent> {
     pair.net
@@ -402,4 +402,61 @@ fn simultaneous_rekey_keeps_one_pair() {
             "seed {seed}"
         );
     }
+}
+
+/// A connection with two children: the first comes with IKE_AUTH, the second with
+/// CREATE_CHILD_SA; the responder matches each request against its children in order, whatever
+/// order it lists them in, and each side knows which child each pair belongs to.
+#[test]
+fn a_connection_with_two_children_negotiates_each_with_its_own_selectors() {
+    let net = |a: &str, b: &str| TrafficSelector::Ipv4 {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: u16::MAX,
+        start: a.parse().unwrap(),
+        end: b.parse().unwrap(),
+    };
+    let (a1, b1) = (net("10.1.0.0", "10.1.0.255"), net("10.2.0.0", "10.2.0.255"));
+    let (a2, b2) = (net("10.3.0.0", "10.3.0.255"), net("10.4.0.0", "10.4.0.255"));
+    let mut ci = initiator_config();
+    ci.child.local_ts = vec![a1.clone()];
+    ci.child.remote_ts = vec![b1.clone()];
+    let mut second = ci.child.clone();
+    second.local_ts = vec![a2.clone()];
+    second.remote_ts = vec![b2.clone()];
+    ci.more_children = vec![second];
+    // The responder lists them the other way round.
+    let mut cr = responder_config();
+    cr.child.local_ts = vec![b2.clone()];
+    cr.child.remote_ts = vec![a2.clone()];
+    let mut other = cr.child.clone();
+    other.local_ts = vec![b1.clone()];
+    other.remote_ts = vec![a1.clone()];
+    cr.more_children = vec![other];
+    let mut pair = Pair::new(ci, cr, 331);
+    pair.drive();
+    let now = pair.now;
+    pair.initiator.create_child_from(now, 1).unwrap();
+    pair.drive();
+    let i = pair.installed(Side::Initiator);
+    let r = pair.installed(Side::Responder);
+    assert_eq!((i.len(), r.len()), (2, 2));
+    assert_mirror(i[0], r[0]);
+    assert_mirror(i[1], r[1]);
+    assert_eq!((i[0].local_ts.clone(), i[0].config), (vec![a1.clone()], 0));
+    assert_eq!((i[1].local_ts.clone(), i[1].config), (vec![a2.clone()], 1));
+    assert_eq!((r[0].local_ts.clone(), r[0].config), (vec![b1.clone()], 1));
+    assert_eq!((r[1].local_ts.clone(), r[1].config), (vec![b2.clone()], 0));
+    // A rekey keeps the child it rekeys.
+    let spi = i[1].inbound_spi;
+    assert!(pair.initiator.create_child_from(now, 2).is_err());
+    pair.initiator.rekey_child(now, spi).unwrap();
+    pair.drive();
+    let rekeyed = pair.rekeyed(Side::Responder);
+    assert_eq!(rekeyed.len(), 1);
+    assert_eq!(
+        rekeyed[0].new.config, 0,
+        "the responder's second-listed child"
+    );
+    assert_eq!(rekeyed[0].new.local_ts, vec![b2.clone()]);
 }

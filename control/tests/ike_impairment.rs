@@ -474,6 +474,7 @@ fn the_checks_detect_disagreement() {
         remote_ts: r.remote_ts.clone(),
         mode: r.mode,
         path: r.path,
+        config: r.config,
     };
     pair.events[Side::Responder as usize].retain(|e| !matches!(e, Event::ChildSaInstalled(_)));
     pair.events[Side::Responder as usize].push(Event::ChildSaInstalled(Box::new(forged)));

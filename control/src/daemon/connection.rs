@@ -175,7 +175,14 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
         .collect::<Result<_, _>>()
         .map_err(unsupported)?;
     template.selection = SelectionOrder::Ours;
-    template.child = child_config(child).map_err(unsupported)?;
+    template.child = child_config(child).map_err(&unsupported)?;
+    template.more_children = conn
+        .children
+        .iter()
+        .skip(1)
+        .map(child_config)
+        .collect::<Result<_, _>>()
+        .map_err(&unsupported)?;
     template.dpd_interval = (!conn.dpd_interval.is_zero()).then_some(conn.dpd_interval);
     template.natt_port = defaults.natt_port;
     template.retransmit = defaults.retransmit;

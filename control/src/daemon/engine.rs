@@ -622,19 +622,26 @@ impl Engine {
     /// Everything that follows a change of IKE SA `id`: its datagrams, its events, its index
     /// and timer, and its removal once it is over.
     fn after(&mut self, id: u64, now: Instant) {
-        let Some(entry) = self.sas.get_mut(&id) else {
-            return;
-        };
-        while let Some(t) = entry.sa.poll_transmit() {
-            self.transmits.push_back(t);
-            self.counters.datagrams_out += 1;
-        }
-        let mut events = Vec::new();
-        while let Some(e) = entry.sa.poll_event() {
-            events.push(e);
-        }
-        for event in events {
-            self.on_event(id, now, event);
+        // Handling an event can make the SA send (a Child SA created after IKE_AUTH, say):
+        // go round until it is quiet.
+        loop {
+            let Some(entry) = self.sas.get_mut(&id) else {
+                return;
+            };
+            while let Some(t) = entry.sa.poll_transmit() {
+                self.transmits.push_back(t);
+                self.counters.datagrams_out += 1;
+            }
+            let mut events = Vec::new();
+            while let Some(e) = entry.sa.poll_event() {
+                events.push(e);
+            }
+            if events.is_empty() {
+                break;
+            }
+            for event in events {
+                self.on_event(id, now, event);
+            }
         }
         self.reindex(id);
         self.reschedule(id);
@@ -666,6 +673,14 @@ impl Engine {
                 entry.established = Some((now, e));
                 if let Some(h) = entry.half_open.take() {
                     self.half_open.remove(&h);
+                }
+                // The connection's other children follow the one IKE_AUTH carried.
+                if entry.sa.role() == crate::crypto::Role::Initiator {
+                    for index in 1..entry.conn.conn.children.len() {
+                        if let Err(e) = entry.sa.create_child_from(now, index) {
+                            warn!(conn = %name, id, index, "cannot create child: {e:?}");
+                        }
+                    }
                 }
                 self.after_established(id, now);
             }
@@ -779,7 +794,7 @@ impl Engine {
             return;
         };
         let name = entry.conn.conn.name.clone();
-        let child_conf = entry.conn.conn.children.first();
+        let child_conf = entry.conn.conn.children.get(sa.config);
         let replay_window = child_conf.map_or(1024, |c| c.replay_window);
         let rekey_time = child_conf.map_or(Duration::ZERO, |c| c.rekey_time);
         match self.plane.install(&sa, replay_window) {

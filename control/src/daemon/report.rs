@@ -99,7 +99,7 @@ fn child_sa(engine: &Engine, e: &IkeEntry, c: &ChildEntry, now: Instant) -> Chil
         .conn
         .conn
         .children
-        .first()
+        .get(c.sa.config)
         .map(|ch| ch.name.clone())
         .unwrap_or_default();
     ChildSaInfo {

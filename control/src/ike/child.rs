@@ -84,14 +84,33 @@ pub(crate) fn respond(
     let tsi = one(request, tsi_of, "the TSi payload of IKE_AUTH")?;
     let tsr = one(request, tsr_of, "the TSr payload of IKE_AUTH")?;
     let config = ctx.config.clone();
-    let child = &config.child;
-    let choice = select_esp(sa, &child.proposals, config.selection)?;
-    // TSi is the initiator's side: our remote; TSr ours.
-    let remote_ts = narrow(&tsi.selectors, &child.remote_ts);
-    let local_ts = narrow(&tsr.selectors, &child.local_ts);
-    if remote_ts.is_empty() || local_ts.is_empty() {
-        return Err(Error::TsUnacceptable);
+    // The first child of the connection whose proposals and selectors fit; the first child's
+    // refusal is the one reported.
+    let mut refusal = None;
+    let mut chosen = None;
+    for (index, child) in config.child_configs() {
+        let fit = select_esp(sa, &child.proposals, config.selection).and_then(|choice| {
+            // TSi is the initiator's side: our remote; TSr ours.
+            let remote_ts = narrow(&tsi.selectors, &child.remote_ts);
+            let local_ts = narrow(&tsr.selectors, &child.local_ts);
+            if remote_ts.is_empty() || local_ts.is_empty() {
+                return Err(Error::TsUnacceptable);
+            }
+            Ok((choice, remote_ts, local_ts))
+        });
+        match fit {
+            Ok(fit) => {
+                chosen = Some((index, child, fit));
+                break;
+            }
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
     }
+    let Some((index, child, (choice, remote_ts, local_ts))) = chosen else {
+        return Err(refusal.unwrap_or(Error::NoProposalChosen));
+    };
     let transport =
         notify(request, NotifyType::UseTransportMode).is_some() && child.mode == Mode::Transport;
     let spi = ctx.random_esp_spi()?;
@@ -125,6 +144,7 @@ pub(crate) fn respond(
             Mode::Tunnel
         },
         path: ctx.esp_path(),
+        config: index,
     };
     Ok((payloads, installed))
 }
@@ -171,5 +191,6 @@ pub(crate) fn complete(
             Mode::Tunnel
         },
         path: ctx.esp_path(),
+        config: 0,
     })
 }

@@ -48,8 +48,12 @@ pub struct IkeConfig {
     /// Whose preference order a responder follows when several proposals or transforms would
     /// do.
     pub selection: SelectionOrder,
-    /// The Child SA negotiated inside IKE_AUTH.
+    /// The Child SA negotiated inside IKE_AUTH (child 0 of the connection).
     pub child: ChildConfig,
+    /// The connection's other Child SAs (1, 2, …), created with CREATE_CHILD_SA
+    /// ([`super::IkeSa::create_child_from`]); a responder matches the peer's requests against
+    /// all of them, in order.
+    pub more_children: Vec<ChildConfig>,
     /// Retransmission of our requests (§2.1).
     pub retransmit: RetransmitConfig,
     /// How long a responder keeps a half-open SA (IKE_SA_INIT answered, no IKE_AUTH yet), and
@@ -269,6 +273,7 @@ impl IkeConfig {
             ])],
             selection: SelectionOrder::Ours,
             child: ChildConfig::ipv4_any(),
+            more_children: Vec::new(),
             retransmit: RetransmitConfig::default(),
             half_open_timeout: Duration::from_secs(30),
             nonce_len: 32,
@@ -280,6 +285,22 @@ impl IkeConfig {
             fragmentation: true,
             fragment_size: 1280,
         }
+    }
+
+    /// Child `index` of the connection: 0 is [`IkeConfig::child`], then
+    /// [`IkeConfig::more_children`].
+    pub fn child_config(&self, index: usize) -> Option<&ChildConfig> {
+        match index.checked_sub(1) {
+            None => Some(&self.child),
+            Some(i) => self.more_children.get(i),
+        }
+    }
+
+    /// Every child of the connection with its index, in order.
+    pub fn child_configs(&self) -> impl Iterator<Item = (usize, &ChildConfig)> {
+        std::iter::once(&self.child)
+            .chain(self.more_children.iter())
+            .enumerate()
     }
 
     /// Checks what would otherwise make the protocol misbehave: empty or inconsistent
@@ -316,39 +337,8 @@ impl IkeConfig {
                 return err("ike_proposals", "a key exchange method is not implemented");
             }
         }
-        let child = &self.child;
-        if child.proposals.is_empty() || child.proposals.len() > MAX_PROPOSALS {
-            return err("child.proposals", "between 1 and 32 proposals are needed");
-        }
-        for p in &child.proposals {
-            if p.suites.is_empty() || p.esn.is_empty() {
-                return err(
-                    "child.proposals",
-                    "every proposal needs a suite and an ESN choice",
-                );
-            }
-            if !p.esn.iter().all(|e| matches!(e, EsnId::NoEsn | EsnId::Esn)) {
-                return err("child.proposals", "ESN must be NoEsn or Esn");
-            }
-        }
-        for (field, ts) in [
-            ("child.local_ts", &child.local_ts),
-            ("child.remote_ts", &child.remote_ts),
-        ] {
-            if ts.is_empty() || ts.len() > MAX_TRAFFIC_SELECTORS {
-                return err(field, "between 1 and 64 traffic selectors are needed");
-            }
-            if ts.iter().any(|t| {
-                !matches!(
-                    t,
-                    TrafficSelector::Ipv4 { .. } | TrafficSelector::Ipv6 { .. }
-                )
-            }) {
-                return err(field, "only IPv4 and IPv6 address ranges are supported");
-            }
-        }
-        if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
-            return err("child.pfs", "the key exchange method is not implemented");
+        for (_, child) in self.child_configs() {
+            Self::validate_child(child)?;
         }
         self.validate_auth()?;
         if self.fragmentation && !(576..=65_535).contains(&self.fragment_size) {
@@ -409,5 +399,43 @@ impl IkeConfig {
             }
             _ => Ok(()),
         }
+    }
+
+    fn validate_child(child: &ChildConfig) -> Result<(), ConfigError> {
+        let err = |field, reason| Err(ConfigError { field, reason });
+        if child.proposals.is_empty() || child.proposals.len() > MAX_PROPOSALS {
+            return err("child.proposals", "between 1 and 32 proposals are needed");
+        }
+        for p in &child.proposals {
+            if p.suites.is_empty() || p.esn.is_empty() {
+                return err(
+                    "child.proposals",
+                    "every proposal needs a suite and an ESN choice",
+                );
+            }
+            if !p.esn.iter().all(|e| matches!(e, EsnId::NoEsn | EsnId::Esn)) {
+                return err("child.proposals", "ESN must be NoEsn or Esn");
+            }
+        }
+        for (field, ts) in [
+            ("child.local_ts", &child.local_ts),
+            ("child.remote_ts", &child.remote_ts),
+        ] {
+            if ts.is_empty() || ts.len() > MAX_TRAFFIC_SELECTORS {
+                return err(field, "between 1 and 64 traffic selectors are needed");
+            }
+            if ts.iter().any(|t| {
+                !matches!(
+                    t,
+                    TrafficSelector::Ipv4 { .. } | TrafficSelector::Ipv6 { .. }
+                )
+            }) {
+                return err(field, "only IPv4 and IPv6 address ranges are supported");
+            }
+        }
+        if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
+            return err("child.pfs", "the key exchange method is not implemented");
+        }
+        Ok(())
     }
 }

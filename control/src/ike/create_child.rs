@@ -29,10 +29,13 @@ use std::time::Instant;
 
 use super::established::{ChildSa, Established, Op};
 use super::payloads::{first_error, notify, one, optional};
-use super::proposal::{check_esp_answer, esp_offer, select_esp};
+use super::proposal::{check_esp_answer, esp_offer, select_esp, EspChoice};
 use super::sa::Context;
 use super::ts::{narrow, within};
-use super::{ChildSaInstalled, ChildSaRekeyed, DeleteReason, Error, Event, Fault, Mode};
+use super::{
+    ChildConfig, ChildSaInstalled, ChildSaRekeyed, ConfigError, DeleteReason, Error, Event, Fault,
+    Mode, SelectionOrder,
+};
 use crate::crypto::{ChildKeyLengths, ChildSaKeys, KeyExchange, Role, SecretBytes, SharedSecret};
 use crate::wire::{
     ExchangeType, KeMethod, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload,
@@ -52,6 +55,8 @@ pub(crate) struct ChildExchange {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
+    /// Which child of the connection.
+    config: usize,
     /// SPIs the peer deleted while this request was out that matched none of our Child SAs:
     /// if one is the pair our response brings, the peer installed and deleted it before the
     /// response reached us (a lost response, then a retransmission answered from the cache).
@@ -123,30 +128,42 @@ pub(crate) fn request(
     ctx: &mut Context,
     now: Instant,
     rekey: Option<u32>,
+    index: usize,
 ) -> Result<ChildExchange, Error> {
     let config = ctx.config.clone();
-    let (tsi, tsr, transport) = match rekey {
+    let (tsi, tsr, transport, index) = match rekey {
         Some(spi) => {
             let old = sa.child(spi).ok_or(Error::NoSuchChildSa { spi })?;
             (
                 old.local_ts.clone(),
                 old.remote_ts.clone(),
                 old.mode == Mode::Transport,
+                old.config,
             )
         }
-        None => (
-            config.child.local_ts.clone(),
-            config.child.remote_ts.clone(),
-            config.child.mode == Mode::Transport,
-        ),
+        None => {
+            let child = config
+                .child_config(index)
+                .ok_or(Error::Config(ConfigError {
+                    field: "more_children",
+                    reason: "no child with that index",
+                }))?;
+            (
+                child.local_ts.clone(),
+                child.remote_ts.clone(),
+                child.mode == Mode::Transport,
+                index,
+            )
+        }
     };
+    let child = config.child_config(index).unwrap_or(&config.child);
     let spi = ctx.random_esp_spi()?;
     let ni = ctx.nonce()?;
-    let ke = match config.child.pfs {
+    let ke = match child.pfs {
         Some(m) => Some(KeyExchange::generate(m, &mut *ctx.rng).map_err(Error::Crypto)?),
         None => None,
     };
-    let mut offer = esp_offer(&config.child.proposals, spi);
+    let mut offer = esp_offer(&child.proposals, spi);
     if let Some(ke) = &ke {
         for p in &mut offer.proposals {
             p.transforms
@@ -188,6 +205,7 @@ pub(crate) fn request(
         tsi,
         tsr,
         transport,
+        config: index,
         deleted_meanwhile: Vec::new(),
     })
 }
@@ -298,7 +316,12 @@ fn check_response(
     let tsr = one(response, tsr_of, "the TSr payload of CREATE_CHILD_SA")?;
     check_nonce(sa, nr)?;
     let (stripped, groups) = split_ke(answer);
-    let choice = check_esp_answer(&stripped, &ctx.config.child.proposals)?;
+    let proposals = &ctx
+        .config
+        .child_config(x.config)
+        .unwrap_or(&ctx.config.child)
+        .proposals;
+    let choice = check_esp_answer(&stripped, proposals)?;
     let shared = match (&x.ke, ker) {
         (Some(ours), Some(theirs))
             if theirs.group == ours.method() && groups.iter().all(|g| *g == ours.method()) =>
@@ -346,6 +369,7 @@ fn check_response(
         remote_ts: tsr.selectors.clone(),
         mode: mode(transport),
         path: ctx.esp_path(),
+        config: x.config,
     };
     Ok((installed, nr.0.clone()))
 }
@@ -434,38 +458,32 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
     let tsr = one(request, tsr_of, "the TSr payload of CREATE_CHILD_SA")?;
     check_nonce(sa, ni)?;
     let config = ctx.config.clone();
-    let child = &config.child;
-    let choice = select_esp(offer, &child.proposals, config.selection)?;
-    let offered_groups: Vec<KeMethod> = offer
-        .proposals
-        .iter()
-        .filter(|p| p.number == choice.number)
-        .flat_map(|p| p.transforms.iter())
-        .filter_map(|t| match t.id {
-            TransformId::Ke(m) if m != KeMethod::None => Some(m),
-            _ => None,
-        })
-        .collect();
-    let group = match (kei, child.pfs) {
-        (Some(kei), Some(ours)) if kei.group == ours && offered_groups.contains(&ours) => Some(kei),
-        (Some(_), Some(ours)) if offered_groups.contains(&ours) => {
-            return Err(Error::InvalidKePayload { wanted: ours })
-        }
-        (Some(kei), None)
-            if offered_groups.contains(&kei.group) && KeyExchange::supports(kei.group) =>
-        {
-            Some(kei)
-        }
-        (None, None) => None,
-        _ => return Err(Error::NoProposalChosen),
+    // A rekey keeps its child's configuration; a new Child SA takes the first child of the
+    // connection whose proposals and selectors fit (the first child's refusal is reported).
+    let candidates: Vec<usize> = match old.and_then(|spi| sa.child(spi)) {
+        Some(c) => vec![c.config],
+        None => config.child_configs().map(|(i, _)| i).collect(),
     };
-    let remote_ts = narrow(&tsi.selectors, &child.remote_ts);
-    let local_ts = narrow(&tsr.selectors, &child.local_ts);
-    if remote_ts.is_empty() || local_ts.is_empty() {
-        return Err(Error::TsUnacceptable);
+    let mut refusal = None;
+    let mut chosen = None;
+    for index in candidates {
+        let Some(child) = config.child_config(index) else {
+            continue;
+        };
+        match negotiate(child, config.selection, offer, kei, tsi, tsr, request) {
+            Ok(n) => {
+                chosen = Some((index, n));
+                break;
+            }
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
     }
-    let transport =
-        notify(request, NotifyType::UseTransportMode).is_some() && child.mode == Mode::Transport;
+    let (index, (choice, group, remote_ts, local_ts, transport)) = match chosen {
+        Some(c) => c,
+        None => return Err(refusal.unwrap_or(Error::NoProposalChosen)),
+    };
     let (ker, shared) = match group {
         Some(kei) => {
             let ours = KeyExchange::generate(kei.group, &mut *ctx.rng).map_err(Error::Crypto)?;
@@ -519,6 +537,60 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
         remote_ts,
         mode: mode(transport),
         path: ctx.esp_path(),
+        config: index,
     };
     Ok((payloads, old, installed, lowest))
+}
+
+/// What a responder agrees to for one child of the connection: the ESP choice, the peer's KE
+/// payload if PFS applies, the narrowed selectors (theirs, ours) and transport mode.
+type Negotiated<'a> = (
+    EspChoice,
+    Option<&'a KePayload>,
+    Vec<TrafficSelector>,
+    Vec<TrafficSelector>,
+    bool,
+);
+
+fn negotiate<'a>(
+    child: &ChildConfig,
+    selection: SelectionOrder,
+    offer: &SecurityAssociation,
+    kei: Option<&'a KePayload>,
+    tsi: &TrafficSelectors,
+    tsr: &TrafficSelectors,
+    request: &[Payload],
+) -> Result<Negotiated<'a>, Error> {
+    let choice = select_esp(offer, &child.proposals, selection)?;
+    let offered_groups: Vec<KeMethod> = offer
+        .proposals
+        .iter()
+        .filter(|p| p.number == choice.number)
+        .flat_map(|p| p.transforms.iter())
+        .filter_map(|t| match t.id {
+            TransformId::Ke(m) if m != KeMethod::None => Some(m),
+            _ => None,
+        })
+        .collect();
+    let group = match (kei, child.pfs) {
+        (Some(kei), Some(ours)) if kei.group == ours && offered_groups.contains(&ours) => Some(kei),
+        (Some(_), Some(ours)) if offered_groups.contains(&ours) => {
+            return Err(Error::InvalidKePayload { wanted: ours })
+        }
+        (Some(kei), None)
+            if offered_groups.contains(&kei.group) && KeyExchange::supports(kei.group) =>
+        {
+            Some(kei)
+        }
+        (None, None) => None,
+        _ => return Err(Error::NoProposalChosen),
+    };
+    let remote_ts = narrow(&tsi.selectors, &child.remote_ts);
+    let local_ts = narrow(&tsr.selectors, &child.local_ts);
+    if remote_ts.is_empty() || local_ts.is_empty() {
+        return Err(Error::TsUnacceptable);
+    }
+    let transport =
+        notify(request, NotifyType::UseTransportMode).is_some() && child.mode == Mode::Transport;
+    Ok((choice, group, remote_ts, local_ts, transport))
 }

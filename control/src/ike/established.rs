@@ -37,6 +37,8 @@ pub(crate) struct ChildSa {
     pub rekey_of: Option<u32>,
     /// The lower nonce of the exchange that created it (§2.8.1 compares them).
     pub lowest_nonce: Vec<u8>,
+    /// Which child of the connection (its proposals and PFS serve its rekeys).
+    pub config: usize,
 }
 
 impl ChildSa {
@@ -52,6 +54,7 @@ impl ChildSa {
             rekeyed: false,
             rekey_of: None,
             lowest_nonce: Vec::new(),
+            config: c.config,
         }
     }
 }
@@ -68,8 +71,9 @@ pub(crate) enum Op {
     },
     /// Delete the IKE SA.
     DeleteIke,
-    /// CREATE_CHILD_SA: a new Child SA (`None`) or the rekey of this one (inbound SPI).
-    CreateChild { rekey: Option<u32> },
+    /// CREATE_CHILD_SA: a new Child SA of child `config` of the connection (`rekey` is
+    /// `None`) or the rekey of this one (inbound SPI).
+    CreateChild { rekey: Option<u32>, config: usize },
     /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2, §2.18).
     RekeyIke,
 }
@@ -255,8 +259,10 @@ impl Established {
                             .map(|()| Some(Outstanding::DeleteChildren { spis, reason }))
                     }
                 }
-                Op::CreateChild { rekey } => create_child::request(self, ctx, now, rekey)
-                    .map(|x| Some(Outstanding::CreateChild(Box::new(x)))),
+                Op::CreateChild { rekey, config } => {
+                    create_child::request(self, ctx, now, rekey, config)
+                        .map(|x| Some(Outstanding::CreateChild(Box::new(x))))
+                }
                 Op::RekeyIke => match rekey_ike::request(self, ctx, now) {
                     Ok(x) => Ok(Some(Outstanding::RekeyIke(Box::new(x)))),
                     Err(error) => {

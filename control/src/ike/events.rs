@@ -186,6 +186,9 @@ pub struct ChildSaInstalled {
     pub mode: Mode,
     /// The outer addresses, and the UDP ports if ESP goes in UDP (RFC 3948).
     pub path: EspPath,
+    /// Which child of the connection it is: 0 is [`super::IkeConfig::child`], then
+    /// [`super::IkeConfig::more_children`] (a rekey keeps its predecessor's).
+    pub config: usize,
 }
 
 /// Where a Child SA's ESP packets travel: the IKE SA's addresses when it was installed.

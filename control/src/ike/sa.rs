@@ -614,17 +614,37 @@ impl IkeSa {
             now,
             Op::CreateChild {
                 rekey: Some(inbound_spi),
+                config: 0,
             },
         );
         Ok(())
     }
 
-    /// Creates another Child SA with the configured proposals, selectors and mode
-    /// (CREATE_CHILD_SA, §1.3.1): reports [`Event::ChildSaInstalled`] or
-    /// [`Event::ChildSaFailed`].
+    /// Creates another Child SA with the proposals, selectors and mode of
+    /// [`IkeConfig::child`] (CREATE_CHILD_SA, §1.3.1): reports [`Event::ChildSaInstalled`]
+    /// or [`Event::ChildSaFailed`].
     pub fn create_child(&mut self, now: Instant) -> Result<(), Error> {
+        self.create_child_from(now, 0)
+    }
+
+    /// [`IkeSa::create_child`] for child `config` of the connection
+    /// ([`IkeConfig::child_config`]).
+    pub fn create_child_from(&mut self, now: Instant, config: usize) -> Result<(), Error> {
         let (s, ctx) = self.established()?;
-        s.enqueue(ctx, now, Op::CreateChild { rekey: None });
+        if ctx.config.child_config(config).is_none() {
+            return Err(Error::Config(super::ConfigError {
+                field: "more_children",
+                reason: "no child with that index",
+            }));
+        }
+        s.enqueue(
+            ctx,
+            now,
+            Op::CreateChild {
+                rekey: None,
+                config,
+            },
+        );
         Ok(())
     }
 
