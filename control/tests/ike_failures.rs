@@ -342,3 +342,25 @@ fn a_broken_rng_is_a_local_error() {
     let err = IkeSa::initiate(Arc::new(bad), std::time::Instant::now(), rng(1)).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
+
+/// Asymmetric PSKs: each side proves a key of its own, which the other knows as `peer_psk`.
+#[test]
+fn asymmetric_psks_work_when_both_sides_know_both_and_fail_otherwise() {
+    let mine = Psk::new(b"the initiator's own secret key".to_vec());
+    let theirs = Psk::new(b"the responder's own secret key!".to_vec());
+    let mut ci = initiator_config();
+    ci.psk = mine.clone();
+    ci.peer_psk = Some(theirs.clone());
+    let mut cr = responder_config();
+    cr.psk = theirs.clone();
+    cr.peer_psk = Some(mine.clone());
+    let mut pair = Pair::new(ci.clone(), cr.clone(), 401);
+    pair.drive();
+    pair.assert_child_sas_match();
+    // The responder expects another key from the initiator: refused.
+    cr.peer_psk = Some(theirs);
+    let mut pair = Pair::new(ci, cr, 402);
+    pair.drive();
+    assert!(pair.established(Side::Responder).is_none());
+    assert!(pair.established(Side::Initiator).is_none());
+}

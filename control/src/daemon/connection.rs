@@ -120,11 +120,17 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
     let local_auth = config::load_local_auth(&conn.local).map_err(&unsupported)?;
     let peer_auth = config::load_peer_auth(&conn.remote).map_err(&unsupported)?;
     let uses_psk = conn.local.auth == AuthMethod::Psk || conn.remote.auth == AuthMethod::Psk;
+    // Our key is the local psk (or the only one given); a remote psk beside it is the key the
+    // peer proves (asymmetric PSKs).
     let psk = match conn.local.psk.as_ref().or(conn.remote.psk.as_ref()) {
         Some(psk) => Psk::new(psk.expose().to_vec()),
         None if uses_psk => return Err(unsupported("auth = \"psk\" needs a psk".into())),
         // Never used: both sides sign.
         None => Psk::new(Vec::new()),
+    };
+    let peer_psk = match (&conn.local.psk, &conn.remote.psk) {
+        (Some(_), Some(theirs)) => Some(Psk::new(theirs.expose().to_vec())),
+        _ => None,
     };
     let local_id = match (&conn.local.id, &local_auth) {
         (Some(id), _) => identity(id).map_err(&unsupported)?,
@@ -165,6 +171,7 @@ pub fn prepare(conn: &Connection, defaults: Defaults) -> Result<Prepared, Unsupp
         .ok_or_else(|| unsupported("a connection needs a [[connection.child]]".into()))?;
     let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 500);
     let mut template = IkeConfig::new(unspecified, unspecified, local_id, psk);
+    template.peer_psk = peer_psk;
     template.local_auth = local_auth;
     template.peer_auth = peer_auth;
     template.remote_id = remote_id;

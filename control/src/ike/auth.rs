@@ -114,7 +114,7 @@ fn check_peer(
     }
     let expected = psk_auth(
         hs.suite.prf(),
-        &ctx.config.psk,
+        ctx.config.peer_psk.as_ref().unwrap_or(&ctx.config.psk),
         hs.keys.sk_p(peer),
         real_message,
         nonce,

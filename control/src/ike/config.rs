@@ -32,6 +32,9 @@ pub struct IkeConfig {
     /// The pre-shared key (§2.15): used by whichever side authenticates with
     /// [`LocalAuth::Psk`] / [`PeerAuth::Psk`] (the default for both).
     pub psk: Psk,
+    /// The key the peer authenticates with, when it is not [`IkeConfig::psk`] (asymmetric
+    /// PSKs, as strongSwan allows: each side proves a secret of its own).
+    pub peer_psk: Option<Psk>,
     /// How we authenticate: the PSK (default) or a signature ([`LocalAuth::Signature`]).
     pub local_auth: LocalAuth,
     /// How the peer must authenticate: the PSK (default), a certificate chaining to trust
@@ -262,6 +265,7 @@ impl IkeConfig {
             local_id,
             remote_id: None,
             psk,
+            peer_psk: None,
             local_auth: LocalAuth::Psk,
             peer_auth: PeerAuth::Psk,
             wall_clock: SystemTime::now,
