@@ -753,3 +753,56 @@ fn every_child_of_a_connection_is_negotiated_and_named() {
         .collect();
     assert_eq!(names, ["net", "second"]);
 }
+
+#[test]
+fn a_responder_with_several_any_connections_picks_the_peers_by_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let responder = |name: &str, id: &str, psk: &str, ts: &str| {
+        format!(
+            r#"
+[[connection]]
+name = "{name}"
+local_addrs = ["{B}"]
+remote_addrs = ["%any"]
+  [connection.local]
+  auth = "psk"
+  id = "b.example"
+  psk = "{psk}"
+  [connection.remote]
+  auth = "psk"
+  id = "{id}"
+  [[connection.child]]
+  name = "net"
+  local_ts = ["10.2.0.0/24"]
+  remote_ts = ["{ts}"]
+"#
+        )
+    };
+    let text_b = responder(
+        "alice",
+        "alice.example",
+        "alice's own long secret",
+        "10.5.0.0/24",
+    ) + &responder(
+        "bob",
+        "bob.example",
+        "bob's own long secret!!",
+        "10.1.0.0/24",
+    );
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let text_a = config_text(A, B, "bob.example", "b.example", true)
+        .replace("a shared secret long enough", "bob's own long secret!!")
+        .replace(
+            "esp_proposals = [\"aes256gcm16\"]",
+            "esp_proposals = [\"aes128gcm16\"]",
+        );
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let entry = b.engine.ike_sas().next().expect("an IKE SA");
+    assert!(entry.sa.is_established());
+    assert_eq!(entry.conn.conn.name, "bob");
+    assert_eq!(entry.children.len(), 1);
+    assert_mirrored(&seen(&a), &seen(&b));
+}

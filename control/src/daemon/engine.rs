@@ -79,6 +79,8 @@ pub struct IkeEntry {
     /// The IKE SA this one reauthenticates (`key_renewal = "reauth"`): deleted once this
     /// one is established (make-before-break).
     pub replaces: Option<u64>,
+    /// A responder's connections to choose from by the peer's identity, until IKE_AUTH.
+    candidates: Vec<Arc<Prepared>>,
     /// The SPIs this entry is indexed under.
     key: (u64, u64),
     /// The responder's index by the initiator's SPI and address, while it has one.
@@ -429,23 +431,31 @@ impl Engine {
         self.after(id, now);
     }
 
-    /// A first IKE_SA_INIT request that no SA claims.
+    /// A first IKE_SA_INIT request that no SA claims: every connection that accepts the
+    /// peer's address is a candidate, IKE_AUTH's identities pick one (`IkeSa::respond_any`).
     fn respond(&mut self, now: Instant, path: Path, bytes: &[u8]) {
-        let Some(conn) = self
+        let candidates: Vec<Arc<Prepared>> = self
             .conns
             .iter()
-            .find(|c| c.accepts(path.local.ip(), path.remote.ip()))
+            .filter(|c| c.accepts(path.local.ip(), path.remote.ip()))
             .cloned()
-        else {
+            .collect();
+        let Some(first) = candidates.first().cloned() else {
             self.counters.dropped_no_connection += 1;
             debug!(peer = %path.remote, "IKE_SA_INIT from a peer no connection accepts");
             return;
         };
-        let config = conn.for_path(path.local, path.remote);
-        match IkeSa::respond(config, now, system_rng(), bytes) {
+        let configs = candidates
+            .iter()
+            .map(|c| c.for_path(path.local, path.remote))
+            .collect();
+        match IkeSa::respond_any(configs, now, system_rng(), bytes) {
             Ok(sa) => {
                 let spi_i = sa.spi_i();
-                let id = self.insert(conn, sa, now, Some((spi_i, path.remote)));
+                let id = self.insert(first, sa, now, Some((spi_i, path.remote)));
+                if let Some(entry) = self.sas.get_mut(&id) {
+                    entry.candidates = candidates;
+                }
                 debug!(id, peer = %path.remote, "responding");
                 self.after(id, now);
             }
@@ -486,6 +496,7 @@ impl Engine {
                 rekeying: false,
                 keepalive_at: None,
                 replaces: None,
+                candidates: Vec::new(),
                 key,
                 half_open,
                 timer: None,
@@ -664,6 +675,13 @@ impl Engine {
         match event {
             Event::IkeSaEstablished(e) => {
                 self.counters.ike_established += 1;
+                // The connection IKE_AUTH chose among those that accepted the address.
+                let chosen = entry.candidates.get(entry.sa.config_index()).cloned();
+                if let Some(conn) = chosen {
+                    entry.conn = conn;
+                }
+                entry.candidates.clear();
+                let name = entry.conn.conn.name.clone();
                 info!(conn = %name, id, spis, peer = ?e.peer_id, suite = ?e.suite, ke = ?e.ke,
                       nat = e.nat.detected(), "IKE SA established");
                 entry.rekey_at = jittered(now, entry.conn.conn.rekey_time);

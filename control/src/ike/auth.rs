@@ -77,6 +77,22 @@ fn cert_and_certreq(ctx: &Context) -> Vec<Payload> {
 }
 
 /// Checks the peer's identity and AUTH payload; `inner` holds its CERT payloads.
+/// A responder with several candidate configurations takes the first whose expected peer
+/// identity is IDi's and whose own identity is the IDr asked for (if any); without a fit it
+/// keeps the current one, which then refuses the peer.
+fn choose_config(ctx: &mut Context, idi: &Identification, idr: Option<&Identification>) {
+    let fit = ctx.candidates.iter().position(|c| {
+        c.remote_id.as_ref().is_none_or(|expected| expected.matches(idi))
+            && idr.is_none_or(|idr| c.local_id.matches(idr))
+    });
+    if let Some(index) = fit.filter(|i| *i != ctx.config_index) {
+        if let Some(config) = ctx.candidates.get(index) {
+            ctx.config = config.clone();
+            ctx.config_index = index;
+        }
+    }
+}
+
 fn check_peer(
     ctx: &Context,
     hs: &Handshake,
@@ -374,6 +390,7 @@ impl ExpectAuthRequest {
                 return (next, Ok(()));
             }
         };
+        choose_config(ctx, idi, idr);
         let wrong_idr = idr
             .filter(|idr| !ctx.config.local_id.matches(idr))
             .map(|_| Error::AuthenticationFailed {

@@ -95,6 +95,10 @@ pub(crate) struct Context {
     pub path: Path,
     /// Whether ESP goes in UDP: a NAT was detected (or faked) in IKE_SA_INIT.
     pub udp_encap: bool,
+    /// A responder's configurations to choose from once IKE_AUTH names the peer
+    /// ([`IkeSa::respond_any`]); `config` is `candidates[config_index]`.
+    pub candidates: Vec<Arc<IkeConfig>>,
+    pub config_index: usize,
     /// Our request and last response as fragments, when they were sent so (RFC 7383).
     pub fragments: super::fragment::Outgoing,
 }
@@ -324,8 +328,31 @@ impl IkeSa {
         rng: Box<dyn Rng + Send>,
         datagram: &[u8],
     ) -> Result<IkeSa, Box<Rejected>> {
+        IkeSa::respond_any(vec![config], now, rng, datagram)
+    }
+
+    /// [`IkeSa::respond`] with several configurations that accept this peer's address (a
+    /// `%any` responder for many peers, each with its own identity and key): IKE_SA_INIT runs
+    /// with the first; when IKE_AUTH names the peer (IDi, and the IDr it asks for), the first
+    /// whose `remote_id` and `local_id` fit takes over — its authentication, identities and
+    /// Child SAs — as strongSwan switches peer configurations. [`IkeSa::config_index`] says
+    /// which one it is.
+    pub fn respond_any(
+        candidates: Vec<Arc<IkeConfig>>,
+        now: Instant,
+        rng: Box<dyn Rng + Send>,
+        datagram: &[u8],
+    ) -> Result<IkeSa, Box<Rejected>> {
         let silently = |error| Box::new(Rejected { error, reply: None });
-        config.validate().map_err(|e| silently(e.into()))?;
+        let Some(config) = candidates.first().cloned() else {
+            return Err(silently(Error::Config(super::ConfigError {
+                field: "candidates",
+                reason: "no configuration to respond with",
+            })));
+        };
+        for c in &candidates {
+            c.validate().map_err(|e| silently(e.into()))?;
+        }
         let header = Header::peek(datagram).map_err(|e| silently(e.into()))?;
         if header.exchange_type != ExchangeType::IkeSaInit
             || header.message_id != 0
@@ -341,6 +368,7 @@ impl IkeSa {
         let mut ctx = Context::new(config, rng, Role::Responder);
         ctx.spi_i = header.initiator_spi;
         ctx.request_digest = digest(datagram);
+        ctx.candidates = candidates;
         let outcome = Message::decode(datagram)
             .map_err(Error::from)
             .and_then(|message| sa_init::respond(&mut ctx, now, datagram, &message));
@@ -704,6 +732,11 @@ impl IkeSa {
         self.ctx.stats
     }
 
+    /// Which of [`IkeSa::respond_any`]'s configurations this SA runs with (0 otherwise).
+    pub fn config_index(&self) -> usize {
+        self.ctx.config_index
+    }
+
     /// Where this SA sends now (the configured addresses until NAT traversal moved them).
     pub fn path(&self) -> Path {
         self.ctx.path
@@ -736,6 +769,8 @@ impl Context {
                 remote: config.remote_addr,
             },
             udp_encap: false,
+            candidates: Vec::new(),
+            config_index: 0,
             fragments: Default::default(),
             config,
         }
