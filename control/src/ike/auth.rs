@@ -82,7 +82,9 @@ fn cert_and_certreq(ctx: &Context) -> Vec<Payload> {
 /// keeps the current one, which then refuses the peer.
 fn choose_config(ctx: &mut Context, idi: &Identification, idr: Option<&Identification>) {
     let fit = ctx.candidates.iter().position(|c| {
-        c.remote_id.as_ref().is_none_or(|expected| expected.matches(idi))
+        c.remote_id
+            .as_ref()
+            .is_none_or(|expected| expected.matches(idi))
             && idr.is_none_or(|idr| c.local_id.matches(idr))
     });
     if let Some(index) = fit.filter(|i| *i != ctx.config_index) {
