@@ -95,6 +95,8 @@ pub struct Binaries {
     pub xipsecd: PathBuf,
     /// `xipsecctl`.
     pub xipsecctl: PathBuf,
+    /// Print `xipsecctl list-sas` of gateway A once its tunnel is up (the demo shows it).
+    pub show_sas: bool,
 }
 
 /// A process started with `ip netns exec`, which execs it: the child's pid is the program's.
@@ -313,6 +315,25 @@ remote_ts = ["{remote_net}"]
     )
 }
 
+/// Prints what `xipsecctl list-sas` says on gateway A's socket (to standard error, beside the
+/// progress line; the table stays alone on standard output).
+fn show_sas(binaries: &Binaries, socket: &Path) {
+    let run = xipsec_testkit::process::run_bounded(
+        Command::new(&binaries.xipsecctl)
+            .arg("-s")
+            .arg(socket)
+            .arg("list-sas"),
+        Duration::from_secs(5),
+    );
+    match run {
+        Ok(out) => eprintln!(
+            "\n$ xipsecctl list-sas   (gateway A)\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(e) => eprintln!("xipsecctl list-sas: {e}"),
+    }
+}
+
 fn status_ok(binaries: &Binaries, socket: &Path) -> Result<(), String> {
     let output = xipsec_testkit::process::run_bounded(
         Command::new(&binaries.xipsecctl)
@@ -463,6 +484,11 @@ fn start_xipsec(
     dut.encapsulation = Encapsulation::EspTunnel {
         udp: encap.iter().any(|&udp| udp),
     };
+    if binaries.show_sas {
+        if let Some(socket) = sockets.last() {
+            show_sas(binaries, socket);
+        }
+    }
     dut._dir = Some(dir);
     Ok(dut)
 }

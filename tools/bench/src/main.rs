@@ -75,6 +75,9 @@ struct RunArgs {
     /// No live progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// Show `xipsecctl list-sas` of gateway A once an xipsec tunnel is up.
+    #[arg(long)]
+    show_sas: bool,
 }
 
 // Aliases, so that clap takes each list as one value parsed by its function rather than as a
@@ -110,7 +113,11 @@ fn main() -> ExitCode {
         sizes: args.sizes.clone(),
         rates: args.rate.clone(),
         duration: args.duration,
-        binaries: Binaries { xipsecd, xipsecctl },
+        binaries: Binaries {
+            xipsecd,
+            xipsecctl,
+            show_sas: args.show_sas,
+        },
         progress: !args.quiet,
     };
     let TopologyKind::E2e = args.topology;
