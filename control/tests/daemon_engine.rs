@@ -806,3 +806,74 @@ remote_addrs = ["%any"]
     assert_eq!(entry.children.len(), 1);
     assert_mirrored(&seen(&a), &seen(&b));
 }
+
+#[test]
+fn a_child_sa_whose_rekeys_keep_failing_goes_at_its_hard_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = "rekey_time = 214783647";
+    // B insists on PFS for every rekey, A offers none: A's rekeys (600 s) are all refused.
+    let text_a =
+        config_text(A, B, "a.example", "b.example", true).replace("rekey_time = 3600", never);
+    let text_b = config_text(B, A, "b.example", "a.example", false)
+        .replace("rekey_time = 600", never)
+        .replace("rekey_time = 3600", never)
+        .replace(
+            "esp_proposals = [\"aes256gcm16\"]",
+            "esp_proposals = [\"aes256gcm16-modp2048\"]",
+        );
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.engine.plane().installed(), 2);
+    let until = now + Duration::from_secs(599);
+    run_until(&mut a, &mut b, &mut now, until);
+    assert_eq!(
+        a.engine.plane().installed(),
+        2,
+        "still there before its hard lifetime"
+    );
+    let until = now + Duration::from_secs(62);
+    run_until(&mut a, &mut b, &mut now, until);
+    assert_eq!(a.engine.plane().installed(), 0, "gone at 660 s");
+    assert_eq!(
+        b.engine.plane().installed(),
+        0,
+        "and at the peer, told by a Delete"
+    );
+    assert!(
+        a.engine.counters().child_installed == 1,
+        "no rekey ever succeeded"
+    );
+}
+
+#[test]
+fn initial_contact_from_a_restarted_peer_clears_its_stale_ike_sas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = unique_ids_pair(dir.path(), "no");
+    let mut now = Instant::now();
+    a.engine.initiate(now, "site").unwrap();
+    exchange(&mut a, &mut b, now);
+    // A second IKE SA while the first stands: no INITIAL_CONTACT, so "no" keeps both.
+    a.engine.initiate(now, "site").unwrap();
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.engine.ike_sas().count(), 2);
+    // A restarts (its state is gone) and comes back: INITIAL_CONTACT, B drops the old ones.
+    let text = config_text(A, B, "a.example", "b.example", false);
+    let mut a2 = side(dir.path(), "a2", &text, A, NatTraversal::Detect);
+    a2.engine.initiate(now, "site").unwrap();
+    exchange(&mut a2, &mut b, now);
+    // B's Deletes for the old SAs go to A (the restarted one does not know them).
+    while b.engine.poll_transmit().is_some() {}
+    let until = now + Duration::from_secs(200);
+    run_until(&mut a2, &mut b, &mut now, until);
+    let left: Vec<_> = b
+        .engine
+        .ike_sas()
+        .filter(|e| e.sa.is_established())
+        .collect();
+    assert_eq!(left.len(), 1, "only the new IKE SA");
+    assert_eq!(b.engine.plane().installed(), 2);
+    assert_mirrored(&seen(&a2), &seen(&b));
+}

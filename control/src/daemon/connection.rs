@@ -58,6 +58,21 @@ impl Prepared {
         Arc::new(config)
     }
 
+    /// The IKE configuration of an IKE SA we initiate; `initial_contact` when it is our only
+    /// one with this peer (§2.4).
+    pub fn for_initiator(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        initial_contact: bool,
+    ) -> Arc<IkeConfig> {
+        let mut config = self.template.clone();
+        config.local_addr = local;
+        config.remote_addr = remote;
+        config.initial_contact = initial_contact;
+        Arc::new(config)
+    }
+
     /// Whether a peer at `remote` talking to `local` may use this connection.
     pub fn accepts(&self, local: IpAddr, remote: IpAddr) -> bool {
         let matches = |addrs: &[Addr], ip: IpAddr| {

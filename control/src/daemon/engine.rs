@@ -58,6 +58,9 @@ pub struct ChildEntry {
     pub rekey_at: Option<Instant>,
     /// A rekey of ours is under way.
     pub rekeying: bool,
+    /// Its hard lifetime: deleted then if no rekey replaced it (a tenth past the rekey time,
+    /// strongSwan's default life_time).
+    pub expire_at: Option<Instant>,
 }
 
 /// One IKE SA and what the daemon keeps around it.
@@ -74,6 +77,8 @@ pub struct IkeEntry {
     pub rekey_at: Option<Instant>,
     /// A rekey of ours is under way.
     pub rekeying: bool,
+    /// Its hard lifetime (see [`ChildEntry::expire_at`]).
+    pub expire_at: Option<Instant>,
     /// When the next NAT keepalive is due (we are behind a NAT, RFC 3948 §2.3).
     keepalive_at: Option<Instant>,
     /// The IKE SA this one reauthenticates (`key_renewal = "reauth"`): deleted once this
@@ -279,7 +284,15 @@ impl Engine {
                     "connection '{name}': no local address of the peer's family"
                 ))
             })?;
-        let config = conn.for_path(SocketAddr::new(local, 500), SocketAddr::new(remote, 500));
+        let alone = !self
+            .sas
+            .values()
+            .any(|e| e.conn.conn.name == name && e.sa.path().remote.ip() == remote);
+        let config = conn.for_initiator(
+            SocketAddr::new(local, 500),
+            SocketAddr::new(remote, 500),
+            alone,
+        );
         let sa = IkeSa::initiate(config, now, system_rng())
             .map_err(|e| CommandError(format!("connection '{name}': {e:?}")))?;
         let id = self.insert(conn, sa, now, None);
@@ -494,6 +507,7 @@ impl Engine {
                 children: Vec::new(),
                 rekey_at: None,
                 rekeying: false,
+                expire_at: None,
                 keepalive_at: None,
                 replaces: None,
                 candidates: Vec::new(),
@@ -516,6 +530,20 @@ impl Engine {
             if let Some(entry) = self.sas.get_mut(&id) {
                 entry.timer = None;
                 entry.sa.handle_timeout(now);
+                if entry.expire_at.is_some_and(|t| t <= now) {
+                    entry.expire_at = None;
+                    warn!(conn = %entry.conn.conn.name, id, "IKE SA hard lifetime reached");
+                    let _ = entry.sa.delete(now);
+                }
+                for c in entry.children.iter_mut() {
+                    if c.expire_at.is_some_and(|t| t <= now) {
+                        c.expire_at = None;
+                        warn!(conn = %entry.conn.conn.name, id,
+                              spi_in = format_args!("{:08x}", c.sa.inbound_spi),
+                              "Child SA hard lifetime reached");
+                        let _ = entry.sa.delete_child(now, c.sa.inbound_spi);
+                    }
+                }
                 if entry.keepalive_at.is_some_and(|t| t <= now) {
                     entry.keepalive_at = Some(now + KEEPALIVE_INTERVAL);
                     let path = entry.sa.path();
@@ -599,6 +627,7 @@ impl Engine {
             return;
         }
         let policy = entry.conn.conn.unique_ids;
+        let initial_contact = est.initial_contact;
         let peer = est.peer_id.clone();
         let name = entry.conn.conn.name.clone();
         let duplicates: Vec<u64> = self
@@ -615,18 +644,20 @@ impl Engine {
         if duplicates.is_empty() {
             return;
         }
-        match policy {
-            UniqueIds::Replace => {
-                info!(conn = %name, id, replaced = ?duplicates, "unique_ids: replacing");
+        match (policy, initial_contact) {
+            (UniqueIds::Never, _) | (UniqueIds::No, false) => {}
+            // The peer says it holds no other IKE SA with us: ours are stale (§2.4).
+            (_, true) | (UniqueIds::Replace, false) => {
+                info!(conn = %name, id, replaced = ?duplicates, initial_contact,
+                      "unique_ids: replacing");
                 for old in duplicates {
                     self.delete(now, old);
                 }
             }
-            UniqueIds::Keep => {
+            (UniqueIds::Keep, false) => {
                 info!(conn = %name, id, kept = ?duplicates, "unique_ids: keeping the old");
                 self.delete(now, id);
             }
-            UniqueIds::No | UniqueIds::Never => {}
         }
     }
 
@@ -685,6 +716,7 @@ impl Engine {
                 info!(conn = %name, id, spis, peer = ?e.peer_id, suite = ?e.suite, ke = ?e.ke,
                       nat = e.nat.detected(), "IKE SA established");
                 entry.rekey_at = jittered(now, entry.conn.conn.rekey_time);
+                entry.expire_at = hard_lifetime(now, entry.conn.conn.rekey_time);
                 if e.nat.local_behind_nat {
                     entry.keepalive_at = Some(now + KEEPALIVE_INTERVAL);
                 }
@@ -753,6 +785,7 @@ impl Engine {
                             (now, e)
                         });
                         new.rekey_at = jittered(now, new.conn.conn.rekey_time);
+                        new.expire_at = hard_lifetime(now, new.conn.conn.rekey_time);
                     }
                     self.after(new_id, now);
                 }
@@ -829,6 +862,7 @@ impl Engine {
                     installed_at: now,
                     rekey_at,
                     rekeying: false,
+                    expire_at: hard_lifetime(now, rekey_time),
                 });
             }
             Err(e) => {
@@ -865,7 +899,9 @@ impl Engine {
         };
         consider(entry.rekey_at);
         consider(entry.keepalive_at);
+        consider(entry.expire_at);
         for c in &entry.children {
+            consider(c.expire_at);
             consider(c.rekey_at);
         }
         if next != entry.timer {
@@ -896,6 +932,12 @@ impl Engine {
             self.plane.remove(&child.installed);
         }
     }
+}
+
+/// The hard lifetime for a rekey time: a tenth later (strongSwan's default life_time), so
+/// that a rekey that keeps failing ends the SA rather than keeping old keys for ever.
+fn hard_lifetime(now: Instant, rekey_time: Duration) -> Option<Instant> {
+    (!rekey_time.is_zero()).then(|| now + rekey_time + rekey_time / 10)
 }
 
 /// How often we refresh the NAT mapping in front of us (strongSwan's default keep_alive).

@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::child::{self, ChildRequest};
 use super::established::{ChildSa, Established};
 use super::fragment::{self, max_message_len, Reassembly};
-use super::payloads::{first_error, one, optional};
+use super::payloads::{first_error, notify, one, optional};
 use super::protect;
 use super::psk::{psk_auth, verify};
 use super::sa::{fail, Context, State, Step};
@@ -178,7 +178,12 @@ fn open_inner(
     }))
 }
 
-fn established_event(ctx: &Context, hs: &Handshake, peer: &Identification) -> Event {
+fn established_event(
+    ctx: &Context,
+    hs: &Handshake,
+    peer: &Identification,
+    initial_contact: bool,
+) -> Event {
     Event::IkeSaEstablished(IkeSaEstablished {
         role: ctx.role,
         spi_i: ctx.spi_i,
@@ -187,6 +192,7 @@ fn established_event(ctx: &Context, hs: &Handshake, peer: &Identification) -> Ev
         ke: hs.choice.ke,
         peer_id: Identity::from_wire(peer),
         nat: hs.nat,
+        initial_contact,
     })
 }
 
@@ -218,6 +224,13 @@ impl ExpectAuthResponse {
         let auth = our_auth(ctx, &hs, &idi)?;
         let (child, child_payloads) = child::request(ctx)?;
         let mut payloads = vec![Payload::IdI(idi)];
+        // §2.4: this is our only IKE SA with the peer; it may drop any it still holds.
+        if ctx.config.initial_contact {
+            payloads.push(Payload::Notify(Notify::new(
+                NotifyType::InitialContact,
+                Vec::new(),
+            )));
+        }
         payloads.extend(cert_and_certreq(ctx));
         if let Some(idr) = &ctx.config.remote_id {
             payloads.push(Payload::IdR(idr.to_wire()));
@@ -291,7 +304,8 @@ impl ExpectAuthResponse {
             auth_failed(ctx, Side::Local, Some(idr), e);
             return (fail(ctx, now, None), Ok(()));
         }
-        ctx.events.push_back(established_event(ctx, &self.hs, idr));
+        ctx.events
+            .push_back(established_event(ctx, &self.hs, idr, false));
         let child_event = match first_error(&inner) {
             Some(n) => Event::ChildSaFailed {
                 error: Error::Refused {
@@ -436,7 +450,9 @@ impl ExpectAuthRequest {
         if let Err(e) = self.answer(ctx, &payloads) {
             return (fail(ctx, now, Some(e)), Ok(()));
         }
-        ctx.events.push_back(established_event(ctx, &self.hs, idi));
+        let initial_contact = notify(&inner, NotifyType::InitialContact).is_some();
+        ctx.events
+            .push_back(established_event(ctx, &self.hs, idi, initial_contact));
         let first = match &child_event {
             Event::ChildSaInstalled(c) => Some(ChildSa::from_installed(c)),
             _ => None,

@@ -32,6 +32,9 @@ pub struct IkeConfig {
     /// The pre-shared key (§2.15): used by whichever side authenticates with
     /// [`LocalAuth::Psk`] / [`PeerAuth::Psk`] (the default for both).
     pub psk: Psk,
+    /// Send INITIAL_CONTACT in IKE_AUTH (§2.4): the daemon sets it when it holds no other
+    /// IKE SA with this peer.
+    pub initial_contact: bool,
     /// The key the peer authenticates with, when it is not [`IkeConfig::psk`] (asymmetric
     /// PSKs, as strongSwan allows: each side proves a secret of its own).
     pub peer_psk: Option<Psk>,
@@ -266,6 +269,7 @@ impl IkeConfig {
             remote_id: None,
             psk,
             peer_psk: None,
+            initial_contact: false,
             local_auth: LocalAuth::Psk,
             peer_auth: PeerAuth::Psk,
             wall_clock: SystemTime::now,

@@ -139,6 +139,9 @@ pub struct IkeSaEstablished {
     pub peer_id: Identity,
     /// What NAT detection found (§2.23).
     pub nat: NatStatus,
+    /// The peer sent INITIAL_CONTACT (§2.4): it holds no other IKE SA with us, so any we
+    /// still hold with its identity are stale (the daemon deletes them).
+    pub initial_contact: bool,
 }
 
 /// The outcome of NAT detection (RFC 7296 §2.23), computed from the configured addresses and
