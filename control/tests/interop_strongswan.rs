@@ -170,6 +170,31 @@ impl Site {
     }
 }
 
+/// Checks that a capture between the gateways holds only IKE (on 500, or behind the non-ESP
+/// marker on 4500), ESP in UDP 4500 and link housekeeping, and never `plaintext`; returns how
+/// many ESP-in-UDP frames it holds.
+fn esp_in_udp_frames(frames: &[Vec<u8>], plaintext: Option<&[u8]>) -> usize {
+    let mut esp = 0;
+    for frame in frames {
+        if let Some(p) = plaintext {
+            assert!(
+                !frame.windows(p.len()).any(|w| w == p),
+                "the plaintext crossed the wire"
+            );
+        }
+        match classify_wan_frame(frame) {
+            WanFrame::NattUdp { first_word } if first_word != 0 => esp += 1,
+            WanFrame::NattUdp { .. } | WanFrame::Housekeeping => {}
+            WanFrame::Other {
+                protocol: 17,
+                ports: (500, 500),
+            } => {}
+            other => panic!("not IKE or ESP in UDP on the wire: {other:?}"),
+        }
+    }
+    esp
+}
+
 fn dir_of(site: &Site) -> PathBuf {
     site.xipsecd
         .socket()
@@ -198,20 +223,7 @@ fn xipsecd_initiates_to_charon_psk_x25519_aes128gcm_and_ping_crosses_encrypted()
     for _ in 0..3 {
         assert!(site.ping());
     }
-    let frames = capture.stop();
-    let mut esp_in_udp = 0;
-    for frame in &frames {
-        match classify_wan_frame(frame) {
-            WanFrame::NattUdp { first_word } if first_word != 0 => esp_in_udp += 1,
-            // IKE behind the non-ESP marker, IKE on 500, ARP.
-            WanFrame::NattUdp { .. } | WanFrame::Housekeeping => {}
-            WanFrame::Other {
-                protocol: 17,
-                ports: (500, 500),
-            } => {}
-            other => panic!("not IKE or ESP in UDP on the wire: {other:?}"),
-        }
-    }
+    let esp_in_udp = esp_in_udp_frames(&capture.stop(), None);
     assert!(esp_in_udp >= 6, "{esp_in_udp} ESP-in-UDP frames");
     let ike = site.charon.wait_established("peer", "net", UP).unwrap();
     let child = ike.installed_child("net").unwrap();
@@ -799,23 +811,7 @@ fn udp_between_hosts_behind_each_gateway_crosses_only_as_esp() {
     let mut buf = [0u8; 64];
     let (n, _) = sender.recv_from(&mut buf).expect("the reply came back");
     assert_eq!(&buf[..n], b"reply");
-    let frames = capture.stop();
-    let mut esp = 0;
-    for frame in &frames {
-        assert!(
-            !frame.windows(payload.len()).any(|w| w == payload),
-            "the plaintext crossed the wire"
-        );
-        match classify_wan_frame(frame) {
-            WanFrame::NattUdp { first_word } if first_word != 0 => esp += 1,
-            WanFrame::NattUdp { .. } | WanFrame::Housekeeping => {}
-            WanFrame::Other {
-                protocol: 17,
-                ports: (500, 500),
-            } => {}
-            other => panic!("not IKE or ESP in UDP on the wire: {other:?}"),
-        }
-    }
+    let esp = esp_in_udp_frames(&capture.stop(), Some(payload));
     assert!(esp >= 2, "{esp} ESP packets");
     let site = Site {
         xipsecd,
