@@ -1,5 +1,7 @@
 //! IKE handshakes per second on one core, in memory: IKE_SA_INIT + IKE_AUTH with a PSK and the
-//! first Child SA, for X25519, P-256 and MODP-2048.
+//! first Child SA, for X25519, P-256 and MODP-2048; and with X25519 and ECDSA P-256
+//! certificates (`x25519-cert-p256`: both sides sign with a certificate under one root CA, send
+//! it, and verify the peer's against that root).
 //!
 //! - `ike_handshake/both_sides`: initiator and responder, four messages, everything each side
 //!   does (what a test pair costs; not a figure of merit for a gateway).
@@ -8,7 +10,9 @@
 //!   generator seeded per handshake, so its IKE_SA_INIT answer (SPI, nonce, KE value) is the
 //!   same every time and the initiator's IKE_AUTH request made against it once stays valid.
 //!   Each iteration is `IkeSa::respond` on the first request, `IkeSa::handle` on the second,
-//!   and the polling of both answers and the events.
+//!   and the polling of both answers and the events. ECDSA signatures draw their own
+//!   randomness, so with certificates the replayed IKE_AUTH answer differs every time; each
+//!   prepared handshake is checked by the initiator that made it accepting a replayed answer.
 //! - `ike_handshake/crypto_floor`: the cryptography the responder cannot avoid, called
 //!   directly: its key pair and the agreement, 16 HMAC-SHA-256 (SKEYSEED, 6 blocks of
 //!   `prf+` for the IKE SA keys, 3 + 3 for checking and making AUTH, 3 blocks of Child SA
@@ -20,7 +24,7 @@
 //! Before the criterion runs, the responder, the floor and the key exchange are also timed
 //! interleaved (one of each per round, the order rotating, medians compared), which keeps
 //! their ratios steady on a shared, noisy machine the way `esp_ab` does for ESP.
-//! ECDSA certificates are not implemented yet (PSK only); they get their rows when they are.
+//! The certificate rows are criterion-only (`… -- cert` runs just them).
 //!
 //! `cargo bench -p xipsec-benches --bench ike_handshake` (docs/benchmarks.md has the figures).
 
@@ -31,8 +35,16 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::{aead, hmac};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use xipsec_control::crypto::{CryptoError, KeyExchange, Rng, SharedSecret, SystemRng};
-use xipsec_control::ike::{Event, Identity, IkeConfig, IkeProposal, IkeSa, Psk};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use xipsec_control::crypto::{
+    Certificate, CryptoError, KeyExchange, Rng, SharedSecret, SystemRng, TrustAnchors,
+};
+use xipsec_control::ike::{
+    Credentials, Event, Identity, IkeConfig, IkeProposal, IkeSa, LocalAuth, PeerAuth, Psk,
+};
 use xipsec_control::wire::KeMethod;
 
 const GROUPS: [(&str, KeMethod); 3] = [
@@ -82,6 +94,53 @@ fn configs(group: KeMethod) -> (Arc<IkeConfig>, Arc<IkeConfig>) {
     (Arc::new(i), Arc::new(r))
 }
 
+fn dn(cn: &str) -> DistinguishedName {
+    let mut d = DistinguishedName::new();
+    d.push(DnType::CommonName, cn);
+    d
+}
+
+/// An ECDSA P-256 end entity for `san` under `ca`, as IKE credentials.
+fn end_entity(ca: &Issuer<'_, KeyPair>, cn: &str, san: SanType) -> LocalAuth {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn);
+    p.subject_alt_names = vec![san];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = p.signed_by(&key, ca).unwrap();
+    let creds = Credentials::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes());
+    LocalAuth::Signature(Arc::new(creds.unwrap()))
+}
+
+/// [`configs`] with X25519, both sides authenticating with ECDSA P-256 certificates issued
+/// by one P-256 root, which both trust.
+fn cert_configs() -> (Arc<IkeConfig>, Arc<IkeConfig>) {
+    let (i, r) = configs(KeMethod::Curve25519);
+    let (mut i, mut r) = (Arc::unwrap_or_clone(i), Arc::unwrap_or_clone(r));
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut root = CertificateParams::default();
+    root.distinguished_name = dn("xipsec bench CA");
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let root_cert = root.self_signed(&root_key).unwrap();
+    let ca = Issuer::new(root, root_key);
+    let anchors = TrustAnchors::new(vec![Certificate::from_der(root_cert.der()).unwrap()]);
+    let peer_auth = PeerAuth::Certificate(Arc::new(anchors));
+    i.local_auth = end_entity(
+        &ca,
+        "alice",
+        SanType::Rfc822Name("alice@example.com".try_into().unwrap()),
+    );
+    i.peer_auth = peer_auth.clone();
+    r.local_auth = end_entity(
+        &ca,
+        "gw",
+        SanType::DnsName("gw.example.com".try_into().unwrap()),
+    );
+    r.peer_auth = peer_auth;
+    (Arc::new(i), Arc::new(r))
+}
+
 /// The only datagram `sa` has to send.
 fn one_transmit(sa: &mut IkeSa) -> Vec<u8> {
     let t = sa.poll_transmit().expect("a datagram to send");
@@ -116,8 +175,9 @@ struct Prepared {
     seed: u64,
     init: Vec<u8>,
     auth: Vec<u8>,
-    /// The responder's IKE_AUTH answer, to check the replay is the same handshake.
-    auth_response: Vec<u8>,
+    /// The initiator, waiting for the IKE_AUTH answer: it checks that a replay is the
+    /// handshake it started.
+    initiator: Option<IkeSa>,
 }
 
 fn prepare(i_cfg: &Arc<IkeConfig>, r_cfg: &Arc<IkeConfig>, now: Instant, seed: u64) -> Prepared {
@@ -126,16 +186,30 @@ fn prepare(i_cfg: &Arc<IkeConfig>, r_cfg: &Arc<IkeConfig>, now: Instant, seed: u
     let mut r = IkeSa::respond(r_cfg.clone(), now, Box::new(SeededRng(seed)), &init).unwrap();
     i.handle(now, &one_transmit(&mut r)).unwrap();
     let auth = one_transmit(&mut i);
-    r.handle(now, &auth).unwrap();
-    let auth_response = one_transmit(&mut r);
-    i.handle(now, &auth_response).unwrap();
-    assert!(child_installed(&mut i));
     Prepared {
         seed,
         init,
         auth,
-        auth_response,
+        initiator: Some(i),
     }
+}
+
+/// Prepares `PREPARED` handshakes and checks that each replay is the handshake its initiator
+/// started: the initiator takes the replayed answer and installs its Child SA.
+fn prepare_all(i_cfg: &Arc<IkeConfig>, r_cfg: &Arc<IkeConfig>, now: Instant) -> Vec<Prepared> {
+    let mut prepared: Vec<Prepared> = (0..PREPARED as u64)
+        .map(|seed| prepare(i_cfg, r_cfg, now, seed))
+        .collect();
+    for p in &mut prepared {
+        let answer = respond(r_cfg, now, p);
+        let mut i = p.initiator.take().expect("checked once");
+        i.handle(now, &answer).unwrap();
+        assert!(
+            child_installed(&mut i),
+            "the replayed responder completes the initiator's handshake"
+        );
+    }
+    prepared
 }
 
 /// The responder's side of one prepared handshake; returns its IKE_AUTH answer.
@@ -227,29 +301,7 @@ fn ike_handshake(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (name, ke) in GROUPS {
         let (i_cfg, r_cfg) = configs(ke);
-
-        group.bench_function(BenchmarkId::new("both_sides", name), |b| {
-            b.iter(|| black_box(handshake(&i_cfg, &r_cfg, now)))
-        });
-
-        let prepared: Vec<Prepared> = (0..PREPARED as u64)
-            .map(|seed| prepare(&i_cfg, &r_cfg, now, seed))
-            .collect();
-        for p in &prepared {
-            assert_eq!(
-                respond(&r_cfg, now, p),
-                p.auth_response,
-                "the replayed responder makes the same handshake"
-            );
-        }
-        let mut next = 0;
-        group.bench_function(BenchmarkId::new("responder", name), |b| {
-            b.iter(|| {
-                next = (next + 1) % PREPARED;
-                black_box(respond(&r_cfg, now, &prepared[next]))
-            })
-        });
-
+        both_sides_and_responder(&mut group, name, &i_cfg, &r_cfg, now);
         let mut floor = Floor::new(ke);
         group.bench_function(BenchmarkId::new("crypto_floor", name), |b| {
             b.iter(|| black_box(floor.run()))
@@ -258,7 +310,30 @@ fn ike_handshake(c: &mut Criterion) {
             b.iter(|| black_box(floor.key_exchange()))
         });
     }
+    let (i_cfg, r_cfg) = cert_configs();
+    both_sides_and_responder(&mut group, "x25519-cert-p256", &i_cfg, &r_cfg, now);
     group.finish();
+}
+
+/// The `both_sides` and `responder` rows of one configuration.
+fn both_sides_and_responder(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    i_cfg: &Arc<IkeConfig>,
+    r_cfg: &Arc<IkeConfig>,
+    now: Instant,
+) {
+    group.bench_function(BenchmarkId::new("both_sides", name), |b| {
+        b.iter(|| black_box(handshake(i_cfg, r_cfg, now)))
+    });
+    let prepared = prepare_all(i_cfg, r_cfg, now);
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("responder", name), |b| {
+        b.iter(|| {
+            next = (next + 1) % PREPARED;
+            black_box(respond(r_cfg, now, &prepared[next]))
+        })
+    });
 }
 
 fn median_us(mut samples: Vec<Duration>) -> f64 {
@@ -277,9 +352,7 @@ fn interleaved() {
     for (name, ke) in GROUPS {
         let rounds = if ke == KeMethod::Modp2048 { 200 } else { 2000 };
         let (i_cfg, r_cfg) = configs(ke);
-        let prepared: Vec<Prepared> = (0..PREPARED as u64)
-            .map(|seed| prepare(&i_cfg, &r_cfg, now, seed))
-            .collect();
+        let prepared = prepare_all(&i_cfg, &r_cfg, now);
         let mut floor = Floor::new(ke);
         let mut times: [Vec<Duration>; 3] = Default::default();
         for round in 0..rounds {

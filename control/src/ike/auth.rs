@@ -17,9 +17,8 @@ use std::time::Instant;
 
 use super::child::{self, ChildRequest};
 use super::established::{ChildSa, Established};
-use super::fragment::{self, max_message_len, Reassembly};
+use super::fragment::{self, Reassembly};
 use super::payloads::{first_error, notify, one, optional};
-use super::protect;
 use super::psk::{psk_auth, verify};
 use super::sa::{fail, Context, State, Step};
 use super::sa_init::Handshake;
@@ -146,38 +145,6 @@ fn check_peer(
     Ok(())
 }
 
-/// The fragment size to send with, if both sides announced IKE fragmentation (RFC 7383).
-fn fragment_limit(ctx: &Context, hs: &Handshake) -> Option<usize> {
-    (ctx.config.fragmentation && hs.peer.fragmentation).then(|| max_message_len(ctx))
-}
-
-/// The inner payloads of a protected message, or of a fragmented one once its last fragment
-/// is in (`Ok(None)` until then). A completed request's digest becomes that of its first
-/// fragment: a retransmission of that fragment gets the cached response (RFC 7383 §2.6.1).
-fn open_inner(
-    ctx: &mut Context,
-    now: Instant,
-    hs: &Handshake,
-    reassembly: &mut Reassembly,
-    datagram: &[u8],
-    message: &Message,
-) -> Result<Option<Vec<Payload>>, Error> {
-    if !fragment::is_fragment(message) {
-        return protect::open(datagram, message, &hs.open).map(Some);
-    }
-    if !(ctx.config.fragmentation && hs.peer.fragmentation) {
-        return Err(Error::Unsupported {
-            what: "IKE fragments without IKEV2_FRAGMENTATION_SUPPORTED",
-        });
-    }
-    Ok(reassembly.add(now, datagram, &hs.open)?.map(|r| {
-        if !message.header.flags.response {
-            ctx.request_digest = r.first_digest;
-        }
-        r.payloads
-    }))
-}
-
 fn established_event(
     ctx: &Context,
     hs: &Handshake,
@@ -238,7 +205,7 @@ impl ExpectAuthResponse {
         payloads.push(Payload::Auth(auth));
         payloads.extend(child_payloads);
         let header = ctx.header(ExchangeType::IkeAuth, false, AUTH_MESSAGE_ID);
-        let limit = fragment_limit(ctx, &hs);
+        let limit = fragment::limit(ctx, hs.peer.fragmentation);
         let datagrams = fragment::seal(header, &payloads, &mut hs.seal, &mut *ctx.rng, limit)?;
         ctx.send_request_datagrams(now, AUTH_MESSAGE_ID, datagrams);
         Ok(ExpectAuthResponse {
@@ -261,7 +228,15 @@ impl ExpectAuthResponse {
             };
             return (State::ExpectAuthResponse(self), Err(e));
         }
-        let opened = open_inner(ctx, now, &self.hs, &mut self.reassembly, datagram, message);
+        let opened = fragment::open_inner(
+            ctx,
+            now,
+            self.hs.peer.fragmentation,
+            &mut self.reassembly,
+            &self.hs.open,
+            datagram,
+            message,
+        );
         let inner = match opened {
             Ok(Some(inner)) => inner,
             Ok(None) => return (State::ExpectAuthResponse(self), Ok(())),
@@ -347,7 +322,7 @@ impl ExpectAuthRequest {
     /// Seals and sends an answer to the IKE_AUTH request.
     fn answer(&mut self, ctx: &mut Context, payloads: &[Payload]) -> Result<(), Error> {
         let header = ctx.header(ExchangeType::IkeAuth, true, AUTH_MESSAGE_ID);
-        let limit = fragment_limit(ctx, &self.hs);
+        let limit = fragment::limit(ctx, self.hs.peer.fragmentation);
         let datagrams = fragment::seal(header, payloads, &mut self.hs.seal, &mut *ctx.rng, limit)?;
         ctx.send_response_datagrams(AUTH_MESSAGE_ID, datagrams);
         Ok(())
@@ -376,7 +351,15 @@ impl ExpectAuthRequest {
             };
             return (State::ExpectAuthRequest(self), Err(e));
         }
-        let opened = open_inner(ctx, now, &self.hs, &mut self.reassembly, datagram, message);
+        let opened = fragment::open_inner(
+            ctx,
+            now,
+            self.hs.peer.fragmentation,
+            &mut self.reassembly,
+            &self.hs.open,
+            datagram,
+            message,
+        );
         let inner = match opened {
             Ok(Some(inner)) => inner,
             Ok(None) => return (State::ExpectAuthRequest(self), Ok(())),

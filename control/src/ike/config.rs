@@ -80,8 +80,9 @@ pub struct IkeConfig {
     /// The NAT-T port both sides move to when a NAT is detected (4500; `xipsecd -p`).
     pub natt_port: u16,
     /// IKE fragmentation (RFC 7383): announce IKEV2_FRAGMENTATION_SUPPORTED and, when the
-    /// peer does too, send IKE_AUTH messages larger than [`IkeConfig::fragment_size`] as
-    /// fragments. On by default, as in strongSwan.
+    /// peer does too, send messages after IKE_SA_INIT (IKE_AUTH, INFORMATIONAL,
+    /// CREATE_CHILD_SA) larger than [`IkeConfig::fragment_size`] as fragments. On by
+    /// default, as in strongSwan.
     pub fragmentation: bool,
     /// The largest IP datagram an IKE fragment may make, IP and UDP headers included
     /// (strongSwan's `fragment_size`; 1280 by default, safe on any IPv6 path).

@@ -4,13 +4,17 @@
 //! outstanding waits in a queue. The peer's requests are answered at once, and the answer is
 //! cached by `sa.rs` for a retransmission (§2.2). The exchanges themselves are in
 //! `informational.rs` (liveness, Delete) and `create_child.rs` (CREATE_CHILD_SA).
+//!
+//! When both sides announced IKE fragmentation, messages of either direction larger than
+//! [`super::IkeConfig::fragment_size`] go as SKF fragments and incoming fragments are
+//! reassembled before they are handled (RFC 7383 §2.5, `fragment.rs`).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::create_child::{self, ChildExchange};
+use super::fragment::{self, Incoming};
 use super::informational;
-use super::protect;
 use super::rekey_ike::{self, IkeRekeyExchange};
 use super::retransmit::deadline;
 use super::sa::{Context, State, Step};
@@ -117,6 +121,12 @@ pub(crate) struct Established {
     /// The peer's IKE SA rekey we answered while ours was outstanding (§2.8.2): decided when
     /// our response arrives.
     pub collision: Option<Box<super::rekey_ike::NewSa>>,
+    /// The peer announced IKE fragmentation in IKE_SA_INIT (an IKE SA made by a rekey
+    /// inherits it): with our own [`super::IkeConfig::fragmentation`], big messages go as
+    /// fragments and fragments are accepted.
+    pub peer_fragmentation: bool,
+    /// Fragmented messages being reassembled.
+    pub incoming: Incoming,
 }
 
 impl Established {
@@ -133,6 +143,8 @@ impl Established {
             ke: hs.choice.ke,
             retired: false,
             collision: None,
+            peer_fragmentation: hs.peer.fragmentation,
+            incoming: Incoming::default(),
         }
     }
 
@@ -288,8 +300,11 @@ impl Established {
     ) -> Result<(), Error> {
         let id = ctx.next_request_id;
         let header = ctx.header(exchange, false, id);
-        let bytes = protect::seal(header, payloads, &mut self.seal, &mut *ctx.rng)?;
-        ctx.send_request(now, id, bytes);
+        let limit = fragment::limit(ctx, self.peer_fragmentation);
+        let datagrams = fragment::seal(header, payloads, &mut self.seal, &mut *ctx.rng, limit)?;
+        // Whatever came of the previous request's response is moot now.
+        self.incoming.response = Default::default();
+        ctx.send_request_datagrams(now, id, datagrams);
         Ok(())
     }
 
@@ -302,8 +317,10 @@ impl Established {
         payloads: &[Payload],
     ) -> Result<(), Error> {
         let header = ctx.header(exchange, true, id);
-        let bytes = protect::seal(header, payloads, &mut self.seal, &mut *ctx.rng)?;
-        ctx.send_response(id, bytes);
+        let limit = fragment::limit(ctx, self.peer_fragmentation);
+        let datagrams = fragment::seal(header, payloads, &mut self.seal, &mut *ctx.rng, limit)?;
+        self.incoming.request = Default::default();
+        ctx.send_response_datagrams(id, datagrams);
         Ok(())
     }
 
@@ -326,14 +343,8 @@ impl Established {
             };
             return (State::Established(self), Err(e));
         }
-        let inner = match protect::open(datagram, message, &self.open) {
-            Ok(inner) => Ok(inner),
-            // Authentic but malformed: a request is answered INVALID_SYNTAX (§2.21.2), a
-            // response ends our exchange.
-            Err(e @ Error::Malformed(_)) => Err(e),
-            Err(e) => return (State::Established(self), Err(e)),
-        };
         if response {
+            // Checked before any fragment of it is kept for reassembly.
             let expected = match self.outstanding {
                 Some(Outstanding::CreateChild(_) | Outstanding::RekeyIke(_)) => {
                     ExchangeType::CreateChildSa
@@ -347,6 +358,29 @@ impl Established {
                 return (State::Established(self), Err(e));
             }
         }
+        let reassembly = if response {
+            &mut self.incoming.response
+        } else {
+            &mut self.incoming.request
+        };
+        let opened = fragment::open_inner(
+            ctx,
+            now,
+            self.peer_fragmentation,
+            reassembly,
+            &self.open,
+            datagram,
+            message,
+        );
+        let inner = match opened {
+            Ok(Some(inner)) => Ok(inner),
+            // An authentic fragment kept until the rest of its message is in.
+            Ok(None) => return (State::Established(self), Ok(())),
+            // Authentic but malformed: a request is answered INVALID_SYNTAX (§2.21.2), a
+            // response ends our exchange.
+            Err(e @ Error::Malformed(_)) => Err(e),
+            Err(e) => return (State::Established(self), Err(e)),
+        };
         self.last_received = now;
         if response {
             ctx.request = None;

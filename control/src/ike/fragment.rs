@@ -3,8 +3,11 @@
 //! retransmitted as the same fragments; received fragments are authenticated one by one, then
 //! reassembled (§2.6).
 //!
-//! Used by IKE_AUTH, the exchange that carries certificate chains. Both sides must have sent
-//! IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT ([`super::IkeConfig::fragmentation`]).
+//! Used by IKE_AUTH, the exchange that carries certificate chains, and by the INFORMATIONAL
+//! and CREATE_CHILD_SA exchanges of an established IKE SA (§2.5: any message after
+//! IKE_SA_INIT; big KE payloads and long selector lists need it). Both sides must have sent
+//! IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT ([`super::IkeConfig::fragmentation`]); an IKE
+//! SA made by a rekey keeps what its predecessor negotiated.
 //!
 //! Reassembly limits: at most [`MAX_FRAGMENTS`] fragments and [`MAX_REASSEMBLED`] octets of
 //! plaintext per message; a partial message is forgotten after [`REASSEMBLY_TIMEOUT`], when
@@ -42,6 +45,20 @@ const FRAGMENT_HEADERS: usize = Header::LEN + 8;
 pub(crate) struct Outgoing {
     pub request: Vec<Vec<u8>>,
     pub response: Vec<Vec<u8>>,
+}
+
+/// The messages of an established IKE SA being reassembled: the peer's request and the
+/// response to ours can be in progress at once, so each has its own.
+#[derive(Debug, Default)]
+pub(crate) struct Incoming {
+    pub request: Reassembly,
+    pub response: Reassembly,
+}
+
+/// The fragment size to send with when both sides announced IKE fragmentation
+/// (`peer_announced`: the peer's IKEV2_FRAGMENTATION_SUPPORTED), else `None`.
+pub(crate) fn limit(ctx: &Context, peer_announced: bool) -> Option<usize> {
+    (ctx.config.fragmentation && peer_announced).then(|| max_message_len(ctx))
 }
 
 /// The largest IKE message (UDP payload) we send to `remote` from `local`: the configured IP
@@ -291,6 +308,36 @@ impl Reassembly {
             first_digest,
         }))
     }
+}
+
+/// The inner payloads of a protected message, or of a fragmented one once its last fragment
+/// is in (`Ok(None)` until then). A completed request's digest becomes that of its first
+/// fragment: a retransmission of that fragment gets the cached response (§2.6.1).
+/// `peer_announced` is the peer's IKEV2_FRAGMENTATION_SUPPORTED: fragments are refused
+/// unless both sides announced support.
+pub(crate) fn open_inner(
+    ctx: &mut Context,
+    now: Instant,
+    peer_announced: bool,
+    reassembly: &mut Reassembly,
+    cipher: &SkCipher,
+    datagram: &[u8],
+    message: &Message,
+) -> Result<Option<Vec<Payload>>, Error> {
+    if !is_fragment(message) {
+        return protect::open(datagram, message, cipher).map(Some);
+    }
+    if !(ctx.config.fragmentation && peer_announced) {
+        return Err(Error::Unsupported {
+            what: "IKE fragments without IKEV2_FRAGMENTATION_SUPPORTED",
+        });
+    }
+    Ok(reassembly.add(now, datagram, cipher)?.map(|r| {
+        if !message.header.flags.response {
+            ctx.request_digest = r.first_digest;
+        }
+        r.payloads
+    }))
 }
 
 /// Whether `message` is a fragment (its only payload is SKF).

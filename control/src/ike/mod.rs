@@ -47,9 +47,9 @@
 //! by the daemon before [`IkeSa::respond`].
 //!
 //! # Not yet here
-//! The retry after INVALID_KE_PAYLOAD or
-//! TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes, fragmentation of the exchanges after
-//! IKE_AUTH, revocation (CRL, OCSP), hash-and-URL certificates and EAP.
+//! The retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes
+//! (the daemon schedules rekeys and hard expiry), revocation (CRL, OCSP), hash-and-URL
+//! certificates and EAP.
 //!
 //! # NAT traversal (§2.23)
 //! Both sides send NAT_DETECTION_*; when either finds a NAT (or [`NatTraversal::Force`]

@@ -183,9 +183,12 @@ fn derive(sa: &Established, new: &NewSa) -> Result<NewKeys, Error> {
     })
 }
 
-/// The new IKE SA around its keys, with these Child SAs and queued requests.
+/// The new IKE SA around its keys, with these Child SAs and queued requests. It keeps what
+/// `old` negotiated in IKE_SA_INIT beyond the proposal (IKE fragmentation): the rekey's
+/// CREATE_CHILD_SA announces no such extension again.
 fn assemble(
     ctx: &mut Context,
+    old: &Established,
     new: &NewSa,
     keys: NewKeys,
     children: Vec<ChildSa>,
@@ -211,6 +214,8 @@ fn assemble(
         queue,
         retired: false,
         collision: None,
+        peer_fragmentation: old.peer_fragmentation,
+        incoming: Default::default(),
     };
     IkeSa::from_parts(new_ctx, State::Established(Box::new(established)))
 }
@@ -222,7 +227,7 @@ fn install(sa: &mut Established, ctx: &mut Context, now: Instant, new: NewSa) ->
     let suite = keys.suite;
     let children = std::mem::take(&mut sa.children);
     let queue = std::mem::take(&mut sa.queue);
-    let mut next = assemble(ctx, &new, keys, children, queue, now);
+    let mut next = assemble(ctx, sa, &new, keys, children, queue, now);
     next.start_queued(now);
     sa.retired = true;
     ctx.events.push_back(Event::IkeSaRekeyed(IkeSaRekeyed {
@@ -248,7 +253,7 @@ fn set_aside(sa: &Established, ctx: &mut Context, now: Instant, new: &NewSa, our
     };
     match derive(sa, new) {
         Ok(keys) => {
-            let mut redundant = assemble(ctx, new, keys, Vec::new(), queue, now);
+            let mut redundant = assemble(ctx, sa, new, keys, Vec::new(), queue, now);
             redundant.retire();
             redundant.start_queued(now);
             ctx.rekeyed.push_back(redundant);
