@@ -2,7 +2,7 @@
 //!
 //! - `connection.rs`: a `[[connection]]` of the file becomes the `IkeConfig` its IKE SAs run
 //!   with; which connection a peer that initiates gets.
-//! - `engine.rs`: every IKE SA, sans-IO: dispatch by SPI, timers, rekey schedule, and the
+//! - `engine/`: every IKE SA, sans-IO: dispatch by SPI, timers, rekey schedule, and the
 //!   Child SA events turned into SA-table records.
 //! - `plane.rs`: the daemon's side of the shared SA table (records and the SPD).
 //! - `report.rs`: what `xipsecctl` is told (SAs, counters, status).
