@@ -37,6 +37,7 @@ impl BenchTable {
             lifetimes: Lifetimes::default(),
             owner_worker: 0,
             installed_at: 0,
+            pair: None,
         };
         // Some other SAs first, so the lookups do not hit slot 0 by luck.
         for spi in 0x2000..0x2040u32 {

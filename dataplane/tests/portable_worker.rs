@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use netns::gateways::{deliver, host_socket, keymat, sa_params, Transport};
 use netns::{classify_wan_frame, Capture, Netns, Topology, WanFrame, HOST_A, HOST_B};
+use xipsec_dataplane::esp::{DropReason, Fault};
 use xipsec_dataplane::io::portable::{
     interface_index, ControlDatagram, ControlKind, EspSocket, EspTransport, GatewayConfig,
     IkeSender, PortableWorker, Route, RouteSocket, Tun, TunConfig, WorkerCounters,
@@ -259,6 +260,7 @@ impl<'n> Gateway<'n> {
             lifetimes: Lifetimes::default(),
             owner_worker: 0,
             installed_at: 0,
+            pair: None,
         }
     }
 
@@ -829,6 +831,7 @@ fn table_changes_apply_to_the_very_next_packet() {
             lifetimes: Lifetimes::default(),
             owner_worker: 0,
             installed_at: 0,
+            pair: None,
         })
         .unwrap();
     writer
@@ -862,4 +865,119 @@ fn table_changes_apply_to_the_very_next_packet() {
     assert_eq!(after_delete.encapsulated, 1, "{after_delete:?}");
     assert_eq!(after_delete.no_sa, 1, "{after_delete:?}");
     assert_eq!(after_delete.esp_tx.packets, 1, "{after_delete:?}");
+}
+
+/// The Child SA between the subnets, for the selector check.
+const SPI_SEL_A_TO_B: u32 = 0x0000_5a07;
+const SPI_SEL_B_TO_A: u32 = 0x0000_5b08;
+/// An address outside every selector gateway A holds, which gateway B's worker is made to
+/// send through the Child SA anyway (a peer authorised for 10.2.0.0/24 injecting packets
+/// from elsewhere).
+const ROGUE: &str = "10.9.9.9";
+const ROGUE_PACKETS: usize = 5;
+
+/// RFC 4301 §5.2 in the worker: gateway B (the peer) holds a valid Child SA for
+/// 10.2.0.0/24 <-> 10.1.0.0/24, and is made to send through it packets from 10.9.9.9 too.
+/// Gateway A decrypts them, finds them outside the Child SA's selectors and drops them as
+/// `policy_mismatch`, counted on the inbound SA: host A never sees them, while traffic from
+/// inside the selectors is delivered. Reverse-path filtering is off on gateway A and host A,
+/// so without the check the rogue packets would arrive.
+#[test]
+fn a_peer_cannot_send_outside_its_selectors() {
+    if !netns::can_run("a_peer_cannot_send_outside_its_selectors") {
+        return;
+    }
+    let topology = Topology::new("192.0.2.1/24", "192.0.2.2/24");
+    let wan_a: IpAddr = "192.0.2.1".parse().unwrap();
+    let wan_b: IpAddr = "192.0.2.2".parse().unwrap();
+    let dir = TempDir::new();
+    let (mut gw_a, tun_a, sockets_a) = Gateway::new(&topology.gw_a, &dir, wan_a, wan_b);
+    let (mut gw_b, tun_b, sockets_b) = Gateway::new(&topology.gw_b, &dir, wan_b, wan_a);
+    for (netns, devices) in [
+        (&topology.gw_a, &["all", "default", "lan", "tun0"][..]),
+        (&topology.host_a, &["all", "default", "eth0"][..]),
+    ] {
+        for device in devices {
+            netns.sysctl(&format!("net/ipv4/conf/{device}/rp_filter"), "0");
+        }
+    }
+    topology
+        .gw_b
+        .ip(&["addr", "add", &format!("{ROGUE}/32"), "dev", "lo"]);
+
+    // Gateway A as the daemon installs a Child SA: outbound first, then the inbound SA with
+    // the outbound one as its pair.
+    let out_a = gw_a.install_outbound(Transport::NattUdp, SPI_SEL_A_TO_B, (LAN_A, LAN_B));
+    let mut inbound = gw_a.record(Direction::Inbound, Transport::NattUdp, SPI_SEL_B_TO_A);
+    inbound.pair = Some(out_a);
+    let in_a = gw_a
+        .writer
+        .install(&inbound)
+        .expect("installing the inbound SA");
+    // Gateway B sends 10.9.9.0/24 through the same SA as its own subnet.
+    gw_b.install_inbound(Transport::NattUdp, SPI_SEL_A_TO_B);
+    let out_b = gw_b.install_outbound(Transport::NattUdp, SPI_SEL_B_TO_A, (LAN_B, LAN_A));
+    gw_b.policies.push(Policy {
+        local: prefix("10.9.9.0/24"),
+        ..gw_b.policies[0]
+    });
+    gw_b.writer.set_policies(&gw_b.policies).unwrap();
+    gw_a.add_route(LAN_B);
+    gw_b.add_route(LAN_A);
+
+    let running_a = RunningWorker::start(tun_a, sockets_a, gw_a.table.clone());
+    let running_b = RunningWorker::start(tun_b, sockets_b, gw_b.table.clone());
+    let host_a = host_socket(&topology.host_a, HOST_A);
+    let host_b = host_socket(&topology.host_b, HOST_B);
+    let rogue = topology
+        .gw_b
+        .run(|| UdpSocket::bind((ROGUE, 0)))
+        .expect("the rogue socket");
+
+    exchange(&host_a, &host_b, "inside the selectors");
+    for i in 0..ROGUE_PACKETS {
+        rogue
+            .send_to(&datagram("rogue", i), host_a.local_addr().unwrap())
+            .unwrap();
+    }
+    // Everything that reaches host A until it has been quiet for its read timeout (1 s).
+    let mut buf = [0u8; 2048];
+    while let Ok((n, source)) = host_a.recv_from(&mut buf) {
+        assert!(
+            !buf[..n].windows(5).any(|w| w == b"rogue"),
+            "a packet from outside the selectors reached host A from {source}"
+        );
+    }
+    // Inside the selectors, traffic still flows both ways.
+    exchange(&host_a, &host_b, "after the rogue packets");
+
+    let counters_a = running_a.stop();
+    let counters_b = running_b.stop();
+    eprintln!("gateway A: {counters_a:#?}\ngateway B: {counters_b:#?}");
+    // Gateway B did send them through the SA, and gateway A refused each, blaming the peer.
+    // (At least: a datagram not answered within a second is sent again.)
+    let sent = gw_b.writer.status(out_b).unwrap();
+    assert!(
+        sent.packets >= (2 * EXCHANGES + ROGUE_PACKETS) as u64,
+        "{sent:?}"
+    );
+    assert_eq!(
+        counters_a.decap_drops.get(DropReason::PolicyMismatch),
+        ROGUE_PACKETS as u64,
+        "{:?}",
+        counters_a.decap_drops.nonzero().collect::<Vec<_>>()
+    );
+    assert_eq!(DropReason::PolicyMismatch.fault(), Fault::Peer);
+    assert_eq!(
+        counters_a.decap_drops.total(),
+        ROGUE_PACKETS as u64,
+        "{:?}",
+        counters_a.decap_drops.nonzero().collect::<Vec<_>>()
+    );
+    let received = gw_a.writer.status(in_a).unwrap();
+    assert_eq!(received.drops, ROGUE_PACKETS as u64, "{received:?}");
+    assert!(received.packets >= 2 * EXCHANGES as u64, "{received:?}");
+    // Only what was inside the selectors was written to the TUN device.
+    assert_eq!(counters_a.tun_tx.packets, counters_a.decapsulated);
+    assert!(counters_a.decapsulated >= 2 * EXCHANGES as u64);
 }

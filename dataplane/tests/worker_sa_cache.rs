@@ -42,6 +42,7 @@ fn record(direction: Direction, params: SaParams, lifetimes: Lifetimes) -> SaRec
         lifetimes,
         owner_worker: 0,
         installed_at: 1_800_000_000,
+        pair: None,
     }
 }
 

@@ -165,6 +165,7 @@ fn through_xsk_and_portable(
                             lifetimes: Lifetimes::default(),
                             owner_worker: 0,
                             installed_at: 0,
+                            pair: None,
                         };
                         let out_slot = writer
                             .install(&record(Direction::Outbound, SPI_A_TO_B))

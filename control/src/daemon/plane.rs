@@ -127,9 +127,10 @@ impl Plane {
                 lifetimes: Lifetimes::default(),
                 owner_worker: 0,
                 installed_at: unix_millis() / 1000,
+                pair: None,
             })
         };
-        let inbound = record(
+        let mut inbound = record(
             Direction::Inbound,
             child.inbound_spi,
             child.inbound_keymat.expose(),
@@ -139,11 +140,14 @@ impl Plane {
             child.outbound_spi,
             child.outbound_keymat.expose(),
         )?;
-        let in_slot = self.table.install(&inbound).map_err(PlaneError::Table)?;
-        let out_slot = match self.table.install(&outbound) {
+        // The outbound SA first: the inbound one names it as its pair, whose policies are the
+        // selectors the workers hold decrypted packets to (RFC 4301 §5.2).
+        let out_slot = self.table.install(&outbound).map_err(PlaneError::Table)?;
+        inbound.pair = Some(out_slot);
+        let in_slot = match self.table.install(&inbound) {
             Ok(slot) => slot,
             Err(e) => {
-                let _ = self.table.delete(in_slot);
+                let _ = self.table.delete(out_slot);
                 return Err(PlaneError::Table(e));
             }
         };
@@ -205,6 +209,7 @@ impl Plane {
             lifetimes: Lifetimes::default(),
             owner_worker: 0,
             installed_at: unix_millis() / 1000,
+            pair: None,
         };
         let local_ts: Vec<TrafficSelector> = sa
             .local_ts

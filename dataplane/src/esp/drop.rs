@@ -74,6 +74,10 @@ drop_reasons! {
     DummyPacket => "dummy_packet", None;
     /// ECN congestion marked on a packet whose inner header is Not-ECT (RFC 6040 §4.2).
     EcnConflict => "ecn_conflict", Peer;
+    /// Authentic, but the decrypted packet's addresses, protocol or ports are outside the
+    /// traffic selectors of the Child SA it came on (RFC 4301 §5.2): the peer sent traffic it
+    /// was not authorised for.
+    PolicyMismatch => "policy_mismatch", Peer;
     /// The packet handed to encapsulation is not an IPv4 or IPv6 packet.
     MalformedPlaintext => "malformed_plaintext", Local;
     /// A transport-mode packet whose family differs from the SA's endpoints.

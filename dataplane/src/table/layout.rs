@@ -34,8 +34,10 @@
 
 /// "XIPSECT" and a NUL: a region is ours only if it starts with this.
 pub const MAGIC: [u8; 8] = *b"XIPSECT\0";
-/// Bumped whenever the layout changes; a reader refuses a region of another version.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the layout changes; a reader refuses a region of another version. 2: an
+/// inbound record names its outbound twin (word 18), which the inbound policy check needs; a
+/// worker that predates it would skip the check silently, so it must refuse the table.
+pub const LAYOUT_VERSION: u32 = 2;
 
 pub const HEADER_LEN: usize = 4096;
 pub const SLOT_LEN: usize = 256;

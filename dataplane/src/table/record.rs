@@ -5,6 +5,7 @@ use std::net::Ipv6Addr;
 use zeroize::Zeroize;
 
 use super::layout::CONFIG_WORDS;
+use super::SlotId;
 use crate::esp::{CipherSuite, DfPolicy, Endpoints, Mode, SaParams, UdpEncap};
 
 /// The longest keying material of any suite: a 256-bit key and the 4-byte salt.
@@ -75,6 +76,11 @@ pub struct SaRecord {
     pub owner_worker: u16,
     /// Seconds since the epoch.
     pub installed_at: u64,
+    /// Inbound: the slot of the outbound SA of the same Child SA. A worker lets a decrypted
+    /// packet through only if it fits a policy of that outbound SA, reversed (RFC 4301 §5.2):
+    /// a peer may send only what the Child SA's traffic selectors allow. `None` (manual SAs,
+    /// outbound SAs): no such check.
+    pub pair: Option<SlotId>,
 }
 
 /// Words that do not decode into a record: the region was corrupted or written by something
@@ -83,6 +89,9 @@ pub struct SaRecord {
 pub struct CorruptRecord;
 
 const STATE_INSTALLED: u64 = 1;
+/// Word 18: the pair's slot in the low half, this bit when there is one. A record written
+/// before the word had a meaning holds zero there: no pair, the behaviour it was written for.
+const PAIR_PRESENT: u64 = 1 << 32;
 
 mod flag {
     pub const TRANSPORT: u64 = 1 << 0;
@@ -194,6 +203,7 @@ impl SaRecord {
         words[15] = l.hard_packets;
         words[16] = u64::from(l.soft_seconds) | u64::from(l.hard_seconds) << 32;
         words[17] = self.installed_at;
+        words[18] = self.pair.map_or(0, |slot| PAIR_PRESENT | u64::from(slot.0));
         words
     }
 
@@ -263,6 +273,11 @@ impl SaRecord {
             outer_ttl: (words[1] >> 32) as u8,
             tfc_pad_to: (flags & flag::TFC != 0).then_some((words[1] >> 40) as u16),
         };
+        let pair = match words[18] >> 32 {
+            0 if words[18] == 0 => None,
+            1 => Some(SlotId(words[18] as u32)),
+            _ => return Err(CorruptRecord),
+        };
         Ok(Some(Self {
             direction,
             params,
@@ -277,6 +292,7 @@ impl SaRecord {
             },
             owner_worker: (words[2] >> 32) as u16,
             installed_at: words[17],
+            pair,
         }))
     }
 }
@@ -322,6 +338,7 @@ pub(crate) mod tests {
             },
             owner_worker: 1,
             installed_at: 1_795_000_000,
+            pair: None,
         }
     }
 
@@ -329,6 +346,11 @@ pub(crate) mod tests {
     fn records_round_trip_through_words() {
         let mut record = sample(0xABCD_0001, Direction::Inbound);
         assert_eq!(SaRecord::decode(&record.encode()), Ok(Some(record.clone())));
+        for pair in [SlotId(0), SlotId(7), SlotId(super::super::MAX_CAPACITY - 1)] {
+            record.pair = Some(pair);
+            assert_eq!(SaRecord::decode(&record.encode()), Ok(Some(record.clone())));
+        }
+        record.pair = None;
         record.params.endpoints = Endpoints::V6 {
             local: "2001:db8::1".parse().unwrap(),
             remote: "2001:db8::2".parse().unwrap(),
@@ -351,6 +373,16 @@ pub(crate) mod tests {
         let mut words = sample(1, Direction::Inbound).encode();
         words[0] |= 7;
         assert_eq!(SaRecord::decode(&words), Err(CorruptRecord));
+        // A pair word with other high bits, or a slot without the presence bit.
+        for pair_word in [2 << 32, 3 << 32 | 5, 5] {
+            let mut words = sample(1, Direction::Inbound).encode();
+            words[18] = pair_word;
+            assert_eq!(
+                SaRecord::decode(&words),
+                Err(CorruptRecord),
+                "{pair_word:#x}"
+            );
+        }
     }
 
     #[test]

@@ -423,3 +423,25 @@ fn policies_round_trip_and_match_by_priority() {
         None
     );
 }
+
+/// An inbound record names its outbound twin; the reader sees the pair the writer wrote, and
+/// a record without one (a manual SA) reads back without one.
+#[test]
+fn an_inbound_record_carries_its_pair() {
+    let file = TempTable::new("pair");
+    let mut writer = TableWriter::create(&file.0, 8).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let out_slot = writer
+        .install(&sample(0x5555_0001, Direction::Outbound))
+        .unwrap();
+    let mut inbound = sample(0x5555_0002, Direction::Inbound);
+    inbound.pair = Some(out_slot);
+    writer.install(&inbound).unwrap();
+    let manual = sample(0x5555_0003, Direction::Inbound);
+    writer.install(&manual).unwrap();
+    let (_, snapshot) = reader.read_inbound(0x5555_0002).unwrap();
+    assert_eq!(snapshot.record.pair, Some(out_slot));
+    assert_eq!(snapshot.record, inbound);
+    let (_, snapshot) = reader.read_inbound(0x5555_0003).unwrap();
+    assert_eq!(snapshot.record.pair, None);
+}

@@ -1,10 +1,17 @@
 //! Where a worker's SAs come from: a fixed pair (benchmarks, manual tests) or the shared table
 //! through the worker's cache and SPD mirror (the gateway in service).
+//!
+//! Inbound, a source also answers the RFC 4301 §5.2 question: may the packet just decrypted
+//! with an SA come through it? With the table the answer is the Child SA's traffic selectors
+//! (the policies into the inbound SA's outbound twin, reversed); a fixed pair has no
+//! selectors and lets everything through.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::esp::{InboundSa, InboundSaLookup, OutboundSa};
-use crate::table::TableReader;
+use crate::esp::{
+    Decapsulator, DropReason, InboundSa, InboundSaLookup, OutboundSa, PacketBuf, Verdict,
+};
+use crate::table::{Direction, SlotId, TableReader};
 
 use super::{flow_of, SaCache, SpdMirror};
 
@@ -19,6 +26,38 @@ pub trait SaSource {
     /// Inbound SAs by SPI.
     fn inbound(&mut self) -> &mut Self::Inbound;
 
+    /// Whether `packet`, just decrypted and authenticated with the inbound SA `spi` (the
+    /// inner packet in tunnel mode, the restored one with the outer addresses in transport
+    /// mode), is traffic that SA's Child SA carries (RFC 4301 §5.2). `true` where the source
+    /// knows no selectors for the SA.
+    fn inbound_allows(&mut self, _spi: u32, _packet: &[u8]) -> bool {
+        true
+    }
+
+    /// Decapsulates `packet` with the inbound SAs, then drops (as
+    /// [`DropReason::PolicyMismatch`], counted on the SA) a packet that
+    /// [`inbound_allows`](Self::inbound_allows) refuses. What every worker calls on the
+    /// receive path.
+    #[inline]
+    fn decap(&mut self, decapsulator: &mut Decapsulator, packet: &mut PacketBuf<'_>) -> Verdict {
+        let mut seen = SeenSpi {
+            sas: self.inbound(),
+            spi: None,
+        };
+        let verdict = decapsulator.decap(&mut seen, packet);
+        let Some(spi) = seen.spi else {
+            return verdict;
+        };
+        if verdict != Verdict::Forward || self.inbound_allows(spi, packet.data()) {
+            return verdict;
+        }
+        // The packet still counts towards the SA's lifetimes: its key did decrypt it.
+        if let Some(sa) = self.inbound().inbound_sa(spi) {
+            sa.counters.drops.count(DropReason::PolicyMismatch);
+        }
+        Verdict::Drop(DropReason::PolicyMismatch)
+    }
+
     /// Called before each batch: pick up what changed since the last one (the worker may
     /// have slept in `poll(2)` meanwhile), so that the first packet after a change already
     /// sees it. Must be cheap when nothing changed.
@@ -28,7 +67,25 @@ pub trait SaSource {
     fn end_batch(&mut self) {}
 }
 
-/// One outbound and one inbound SA, for every packet.
+/// Remembers the SPI of the last SA the decapsulator found: the decrypted packet no longer
+/// carries it.
+struct SeenSpi<'a, L: ?Sized> {
+    sas: &'a mut L,
+    spi: Option<u32>,
+}
+
+impl<L: InboundSaLookup + ?Sized> InboundSaLookup for SeenSpi<'_, L> {
+    #[inline]
+    fn inbound_sa(&mut self, spi: u32) -> Option<&mut InboundSa> {
+        let sa = self.sas.inbound_sa(spi)?;
+        self.spi = Some(spi);
+        Some(sa)
+    }
+}
+
+/// One outbound and one inbound SA, for every packet. Having no traffic selectors, it lets
+/// every decrypted packet through: the RFC 4301 §5.2 check is the table's (an inbound record
+/// with a `pair`).
 #[derive(Debug)]
 pub struct StaticSas {
     pub outbound: OutboundSa,
@@ -47,12 +104,30 @@ impl SaSource for StaticSas {
     }
 }
 
+/// What a worker knows of an inbound slot's `pair`, and the slot version it read it at.
+#[derive(Clone, Copy, Debug)]
+struct KnownPair {
+    /// Never a slot's version (those are even): nothing known yet.
+    version: u64,
+    pair: Option<SlotId>,
+}
+
+const UNKNOWN_PAIR: KnownPair = KnownPair {
+    version: u64::MAX,
+    pair: None,
+};
+
 /// The SAs and policies the control plane installed in the shared table.
+///
+/// Inbound, a decrypted packet must fit a policy into its SA's `pair` (the outbound SA of the
+/// same Child SA), reversed; an inbound record without a pair (a manual SA) is not checked.
 #[derive(Debug)]
 pub struct TableSas<'t> {
     table: &'t TableReader,
     cache: SaCache<'t>,
     spd: SpdMirror,
+    /// By inbound slot; allocated once, here.
+    pairs: Vec<KnownPair>,
 }
 
 impl<'t> TableSas<'t> {
@@ -63,7 +138,28 @@ impl<'t> TableSas<'t> {
             table,
             cache: SaCache::new(table),
             spd,
+            pairs: vec![UNKNOWN_PAIR; table.capacity() as usize],
         }
+    }
+
+    /// The pair of the inbound SA `spi` as the table has it now (the record is read again
+    /// only when its slot's version moved). `None`: the SA is gone or mid-rewrite.
+    fn pair_of(&mut self, spi: u32) -> Option<Option<SlotId>> {
+        let slot = self.table.find_inbound(spi)?;
+        let version = self.table.version(slot)?;
+        let known = self.pairs.get_mut(slot.0 as usize)?;
+        if known.version != version {
+            let snapshot = self.table.read(slot).ok()?;
+            let record = &snapshot.record;
+            if record.direction != Direction::Inbound || record.params.spi != spi {
+                return None;
+            }
+            *known = KnownPair {
+                version: snapshot.version,
+                pair: record.pair,
+            };
+        }
+        Some(known.pair)
     }
 }
 
@@ -77,6 +173,28 @@ impl<'t> SaSource for TableSas<'t> {
 
     fn inbound(&mut self) -> &mut SaCache<'t> {
         &mut self.cache
+    }
+
+    fn inbound_allows(&mut self, spi: u32, packet: &[u8]) -> bool {
+        // An SA that vanished since it decrypted the packet, or one being rewritten: refuse
+        // rather than let an unchecked packet in.
+        let Some(pair) = self.pair_of(spi) else {
+            return false;
+        };
+        let Some(pair) = pair else {
+            return true;
+        };
+        let Some(flow) = flow_of(packet) else {
+            return false;
+        };
+        if self.spd.allows_inbound(pair, &flow) {
+            return true;
+        }
+        // A Child SA installed during this batch: its policies may be newer than the copy.
+        // On this (refusing) path only, so a stream of refused packets costs one load each.
+        !self.spd.is_current(self.table)
+            && self.spd.refresh(self.table)
+            && self.spd.allows_inbound(pair, &flow)
     }
 
     fn begin_batch(&mut self) {

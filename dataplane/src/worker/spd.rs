@@ -72,7 +72,7 @@ impl SpdMirror {
     /// Brings the copy up to date; one atomic load when nothing changed. `false` when the
     /// writer was mid-update (the old copy stays; try again next batch).
     pub fn refresh(&mut self, table: &TableReader) -> bool {
-        if self.version == Some(table.spd_version()) {
+        if self.is_current(table) {
             return true;
         }
         match table.read_policies(&mut self.policies) {
@@ -84,6 +84,11 @@ impl SpdMirror {
         }
     }
 
+    /// Whether the copy is of the table's current SPD: one atomic load.
+    pub fn is_current(&self, table: &TableReader) -> bool {
+        self.version == Some(table.spd_version())
+    }
+
     /// The outbound SA for a plaintext packet, if a policy covers it.
     pub fn lookup(&self, flow: &Flow) -> Option<SlotId> {
         self.policies
@@ -92,11 +97,106 @@ impl SpdMirror {
             .map(|policy| policy.outbound)
     }
 
+    /// Whether a decrypted inbound packet with selector fields `flow` may have come through
+    /// the Child SA whose outbound SA is in `outbound` (RFC 4301 §5.2): its reverse (their
+    /// source is our remote, their destination our local) matches a policy into `outbound`.
+    /// Any such policy, not only the first match: while a rekeyed Child SA takes over, the
+    /// older one has the same selectors and still receives, though the newer one's policies
+    /// come first.
+    pub fn allows_inbound(&self, outbound: SlotId, flow: &Flow) -> bool {
+        let reverse = Flow {
+            source: flow.destination,
+            destination: flow.source,
+            protocol: flow.protocol,
+            ports: flow
+                .ports
+                .map(|(source, destination)| (destination, source)),
+        };
+        self.policies
+            .iter()
+            .any(|policy| policy.outbound == outbound && policy.matches(&reverse))
+    }
+
     pub fn len(&self) -> usize {
         self.policies.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{AddressRange, ANY_PORT};
+
+    fn prefix(text: &str) -> AddressRange {
+        let (address, len) = text.split_once('/').unwrap();
+        AddressRange::prefix(address.parse().unwrap(), len.parse().unwrap()).unwrap()
+    }
+
+    fn policy(local: &str, remote: &str, outbound: u32) -> Policy {
+        Policy {
+            local: prefix(local),
+            remote: prefix(remote),
+            protocol: None,
+            local_ports: ANY_PORT,
+            remote_ports: ANY_PORT,
+            outbound: SlotId(outbound),
+        }
+    }
+
+    /// A packet from the peer's side: `source` is theirs, `destination` ours.
+    fn from_peer(source: &str, destination: &str, ports: Option<(u16, u16)>) -> Flow {
+        Flow {
+            source: source.parse().unwrap(),
+            destination: destination.parse().unwrap(),
+            protocol: 17,
+            ports,
+        }
+    }
+
+    #[test]
+    fn inbound_packets_match_their_child_sas_policies_reversed() {
+        let mirror = SpdMirror {
+            version: Some(2),
+            policies: vec![
+                // A rekey under way: the newer pair (outbound slot 3) first, the older one
+                // (slot 1) with the same selectors after it.
+                policy("10.2.0.0/24", "10.1.0.0/24", 3),
+                policy("10.2.0.0/24", "10.1.0.0/24", 1),
+                Policy {
+                    protocol: Some(17),
+                    local_ports: (1000, 2000),
+                    remote_ports: (53, 53),
+                    ..policy("10.2.0.0/24", "10.1.3.0/24", 5)
+                },
+            ],
+        };
+        let inside = from_peer("10.1.0.5", "10.2.0.7", Some((5000, 6000)));
+        assert!(mirror.allows_inbound(SlotId(3), &inside));
+        // Not the first match, still a match: the older SA keeps receiving.
+        assert!(mirror.allows_inbound(SlotId(1), &inside));
+        // Slot 5's selectors do not cover it, nor does a slot with no policies.
+        assert!(!mirror.allows_inbound(SlotId(5), &inside));
+        assert!(!mirror.allows_inbound(SlotId(7), &inside));
+        for outside in [
+            from_peer("10.9.9.9", "10.2.0.7", None),
+            from_peer("10.1.0.5", "10.3.0.7", None),
+            // Our side as the source: the unreversed direction.
+            from_peer("10.2.0.7", "10.1.0.5", None),
+            from_peer("fd00::1", "fd00::2", None),
+        ] {
+            assert!(!mirror.allows_inbound(SlotId(1), &outside), "{outside:?}");
+        }
+        // Ports: their source port is the policy's remote port.
+        let dns = |ports| from_peer("10.1.3.9", "10.2.0.7", ports);
+        assert!(mirror.allows_inbound(SlotId(5), &dns(Some((53, 1500)))));
+        assert!(!mirror.allows_inbound(SlotId(5), &dns(Some((1500, 53)))));
+        assert!(!mirror.allows_inbound(SlotId(5), &dns(Some((53, 999)))));
+        // No ports to check (a non-first fragment): only port-less selectors take it.
+        assert!(!mirror.allows_inbound(SlotId(5), &dns(None)));
+        assert!(mirror.allows_inbound(SlotId(1), &from_peer("10.1.0.5", "10.2.0.7", None)));
     }
 }

@@ -153,7 +153,8 @@ impl<S: SaSource> XskGateway<S> {
                         continue;
                     }
                 },
-                Direction::WanToLan => self.decapsulator.decap(self.sas.inbound(), &mut packet),
+                // With the RFC 4301 §5.2 check: never onto the LAN outside the selectors.
+                Direction::WanToLan => self.sas.decap(&mut self.decapsulator, &mut packet),
             };
             match verdict {
                 Verdict::Forward => {}

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  TUN --read--> SPD -> outbound SA --encap--> the socket for the SA's kind --sendmmsg--> peers
-//!  TUN <-write-- inbound SA by SPI <--decap-- any ESP socket <--recvmmsg-- peers
+//!  TUN <-write-- selectors <- inbound SA by SPI <--decap-- any ESP socket <--recvmmsg-- peers
 //!                              IKE, keepalives <-- the UDP sockets: to the caller
 //! ```
 //!
@@ -153,8 +153,9 @@ fn poll_readable(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<bool
 /// A single-threaded ESP worker over a TUN device and up to [`MAX_ESP_SOCKETS`] ESP sockets,
 /// with SAs from an [`SaSource`]. Plaintext read from the TUN device goes through the SPD to
 /// its outbound SA, is encapsulated in place and sent through the socket for that SA's
-/// transport; ESP received on any socket is decapsulated with the inbound SA of its SPI and
-/// written to the TUN device. IKE and keepalives on a UDP socket go to the caller.
+/// transport; ESP received on any socket is decapsulated with the inbound SA of its SPI,
+/// checked against that SA's traffic selectors ([`SaSource::decap`]) and written to the TUN
+/// device. IKE and keepalives on a UDP socket go to the caller.
 ///
 /// Every frame is allocated when the worker is built; the loop allocates nothing.
 pub struct PortableWorker<S> {
@@ -402,13 +403,14 @@ impl<S: SaSource> PortableWorker<S> {
             // ESP in UDP is recognised by its destination port: this socket's.
             self.decapsulator.natt_port = socket.local_addr().port();
         }
-        let inbound = self.sas.inbound();
         for ((buf, verdict), meta) in bufs[..n]
             .iter_mut()
             .zip(self.verdicts.iter_mut())
             .zip(&self.meta)
         {
-            *verdict = self.decapsulator.decap(inbound, buf);
+            // With the RFC 4301 §5.2 check: a peer's packet outside its Child SA's traffic
+            // selectors is dropped here, never written to the TUN device.
+            *verdict = self.sas.decap(&mut self.decapsulator, buf);
             let kind = match *verdict {
                 Verdict::Forward => {
                     self.counters.decapsulated += 1;
