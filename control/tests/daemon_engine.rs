@@ -192,6 +192,15 @@ fn a_started_connection_installs_mirrored_child_sas_and_policies_in_both_tables(
     assert_mirrored(&sb, &sa);
     assert_eq!(sa.inbound[0].1.len(), 36, "AES-256-GCM key and salt");
     assert_eq!(sa.inbound[0].2, 2048, "the child's replay_window");
+    // The inbound SA names its outbound twin, which the inbound policy check needs.
+    let reader = TableReader::open(&a.table).unwrap();
+    let (_, inbound) = reader.read_inbound(sa.inbound[0].0).unwrap();
+    let twin = inbound.record.pair.expect("a pair");
+    assert_eq!(
+        reader.read(twin).unwrap().record.params.spi,
+        sa.outbound[0].0
+    );
+    assert_eq!(sa.policies[0].outbound, twin);
     assert_eq!(sa.outbound[0].2, None, "no NAT, no encapsulation");
     // A's policy sends 10.1.0.0/24 -> 10.2.0.0/24 into its outbound SA.
     let flow = xipsec_dataplane::table::Flow {
