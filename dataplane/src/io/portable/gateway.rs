@@ -1,24 +1,23 @@
-//! One worker of the portable backend: a single thread moving packets between a TUN device and
-//! an ESP socket through one outbound and one inbound SA.
+//! The portable backend's single-SA gateway: a [`PortableWorker`] over [`StaticSas`] (one
+//! outbound and one inbound SA, no table), and the types both share: how a worker runs and
+//! what it hands to the caller.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::frames::FramePool;
-use super::socket::{EspSocket, EspTransport, RecvMeta};
-use super::sys::{self, IoStats};
+use super::socket::EspSocket;
+use super::sys::IoStats;
 use super::tun::Tun;
-use super::MAX_BATCH;
-use crate::esp::{
-    Decapsulator, DropReason, InboundSa, OutboundSa, Verdict, ENCAP_HEADROOM, ENCAP_TAILROOM,
-};
+use super::worker::PortableWorker;
+use crate::esp::{Decapsulator, InboundSa, OutboundSa};
+use crate::worker::StaticSas;
 
 /// How a [`PortableGateway`] or a [`super::PortableWorker`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GatewayConfig {
-    /// Packets per batch in each direction, at most [`MAX_BATCH`].
+    /// Packets per batch in each direction, at most [`super::MAX_BATCH`].
     pub batch_size: usize,
     /// How long one `poll(2)` waits when there is nothing to do; also how late a stop request
     /// can be noticed.
@@ -38,9 +37,6 @@ impl Default for GatewayConfig {
         }
     }
 }
-
-/// The smallest frame a gateway accepts: an IPv6 minimum-MTU packet with room around it.
-const MIN_FRAME_LEN: usize = ENCAP_HEADROOM + 1280 + ENCAP_TAILROOM;
 
 /// What a datagram handed to the caller is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,17 +104,7 @@ pub struct GatewayCounters {
 /// All frames are allocated when the gateway is built; the loop itself allocates nothing.
 #[derive(Debug)]
 pub struct PortableGateway {
-    tun: Tun,
-    esp: EspSocket,
-    outbound: OutboundSa,
-    inbound: InboundSa,
-    decapsulator: Decapsulator,
-    config: GatewayConfig,
-    to_peer: FramePool,
-    from_peer: FramePool,
-    meta: [RecvMeta; MAX_BATCH],
-    verdicts: [Verdict; MAX_BATCH],
-    counters: GatewayCounters,
+    worker: PortableWorker<StaticSas>,
 }
 
 impl PortableGateway {
@@ -130,73 +116,68 @@ impl PortableGateway {
         esp: EspSocket,
         outbound: OutboundSa,
         inbound: InboundSa,
-        mut config: GatewayConfig,
+        config: GatewayConfig,
     ) -> Self {
-        config.batch_size = config.batch_size.clamp(1, MAX_BATCH);
-        config.frame_len = config.frame_len.max(MIN_FRAME_LEN);
-        let natt_port = match esp.transport() {
-            EspTransport::Udp => esp.local_addr().port(),
-            EspTransport::Raw => Decapsulator::default().natt_port,
+        let sas = StaticSas { outbound, inbound };
+        let worker = match PortableWorker::new(tun, [esp], sas, config) {
+            Ok(w) => w,
+            // A worker refuses only no socket or two of a kind; one is neither.
+            Err(e) => unreachable!("one socket: {e}"),
         };
-        Self {
-            to_peer: FramePool::new(config.frame_len, config.batch_size),
-            from_peer: FramePool::new(config.frame_len, config.batch_size),
-            tun,
-            esp,
-            outbound,
-            inbound,
-            decapsulator: Decapsulator::new(natt_port),
-            config,
-            meta: [RecvMeta::default(); MAX_BATCH],
-            verdicts: [Verdict::Forward; MAX_BATCH],
-            counters: GatewayCounters::default(),
-        }
+        Self { worker }
     }
 
     pub fn config(&self) -> &GatewayConfig {
-        &self.config
+        self.worker.config()
     }
 
     /// A snapshot of what the gateway did.
     pub fn counters(&self) -> GatewayCounters {
+        let w = self.worker.counters();
         GatewayCounters {
-            tun_rx: *self.tun.rx_stats(),
-            tun_tx: *self.tun.tx_stats(),
-            esp_rx: *self.esp.rx_stats(),
-            esp_tx: *self.esp.tx_stats(),
-            ..self.counters.clone()
+            rounds: w.rounds,
+            tun_rx: w.tun_rx,
+            tun_tx: w.tun_tx,
+            esp_rx: w.esp_rx,
+            esp_tx: w.esp_tx,
+            encapsulated: w.encapsulated,
+            encap_dropped: w.encap_drops.total() + w.no_sa + w.no_socket,
+            decapsulated: w.decapsulated,
+            decap_dropped: w.decap_drops.total(),
+            ike_to_caller: w.ike_to_caller,
+            keepalives_to_caller: w.keepalives_to_caller,
         }
     }
 
     pub fn outbound(&self) -> &OutboundSa {
-        &self.outbound
+        &self.worker.sas().outbound
     }
 
     pub fn inbound(&self) -> &InboundSa {
-        &self.inbound
+        &self.worker.sas().inbound
     }
 
     pub fn decapsulator(&self) -> &Decapsulator {
-        &self.decapsulator
+        self.worker.decapsulator()
     }
 
     pub fn tun(&self) -> &Tun {
-        &self.tun
+        self.worker.tun()
     }
 
     /// The outer socket, e.g. to send IKE with [`EspSocket::send_ike`] between rounds.
     pub fn esp_socket(&self) -> &EspSocket {
-        &self.esp
+        &self.worker.sockets()[0]
     }
 
     /// Installs a new outbound SA (a rekey); returns the old one.
     pub fn replace_outbound(&mut self, sa: OutboundSa) -> OutboundSa {
-        std::mem::replace(&mut self.outbound, sa)
+        std::mem::replace(&mut self.worker.sas_mut().outbound, sa)
     }
 
     /// Installs a new inbound SA; returns the old one.
     pub fn replace_inbound(&mut self, sa: InboundSa) -> InboundSa {
-        std::mem::replace(&mut self.inbound, sa)
+        std::mem::replace(&mut self.worker.sas_mut().inbound, sa)
     }
 
     /// Runs until `stop` is set, handing IKE and keepalives to `on_control`. Returns an error
@@ -204,18 +185,9 @@ impl PortableGateway {
     pub fn run(
         &mut self,
         stop: &AtomicBool,
-        mut on_control: impl FnMut(ControlDatagram<'_>),
+        on_control: impl FnMut(ControlDatagram<'_>),
     ) -> io::Result<()> {
-        let mut busy = false;
-        while !stop.load(Ordering::Acquire) {
-            let timeout = if busy {
-                Duration::ZERO
-            } else {
-                self.config.poll_timeout
-            };
-            busy = self.run_once(timeout, &mut on_control)?;
-        }
-        Ok(())
+        self.worker.run(stop, on_control)
     }
 
     /// One round: waits up to `timeout` for either fd, then moves at most one batch each way.
@@ -225,106 +197,6 @@ impl PortableGateway {
         timeout: Duration,
         on_control: &mut dyn FnMut(ControlDatagram<'_>),
     ) -> io::Result<bool> {
-        let fds = [self.tun.as_raw_fd(), self.esp.as_raw_fd()];
-        let mut revents = [0; 2];
-        self.counters.rounds += 1;
-        if !sys::poll_readable(&fds, &mut revents, timeout)? {
-            return Ok(false);
-        }
-        if revents[0] & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-            return Err(io::Error::other("the TUN device is gone"));
-        }
-        if revents[1] & libc::POLLNVAL != 0 {
-            return Err(io::Error::other("the ESP socket is closed"));
-        }
-        let batch = self.config.batch_size;
-        let mut full = false;
-        if revents[0] & libc::POLLIN != 0 {
-            full |= self.outbound_batch() == batch;
-        }
-        // POLLERR on the socket: a pending error (an ICMP report on a raw socket), which the
-        // next receive returns and clears.
-        if revents[1] & (libc::POLLIN | libc::POLLERR) != 0 {
-            full |= self.inbound_batch(on_control) == batch;
-        }
-        Ok(full)
-    }
-
-    /// TUN -> encapsulate -> ESP socket. Returns the packets read.
-    fn outbound_batch(&mut self) -> usize {
-        let batch = self.config.batch_size;
-        let mut bufs = self.to_peer.bufs();
-        let n = self.tun.recv_batch(&mut bufs[..batch]);
-        if n == 0 {
-            return 0;
-        }
-        let verdicts = &mut self.verdicts[..n];
-        self.outbound.encap_batch(&mut bufs[..n], verdicts);
-        for verdict in verdicts.iter() {
-            if verdict.is_forward() {
-                self.counters.encapsulated += 1;
-            } else {
-                self.counters.encap_dropped += 1;
-            }
-        }
-        self.esp.send_batch(
-            bufs[..n]
-                .iter()
-                .zip(verdicts.iter())
-                .filter(|(_, verdict)| verdict.is_forward())
-                .map(|(buf, _)| buf.data()),
-        );
-        n
-    }
-
-    /// ESP socket -> decapsulate -> TUN, and IKE / keepalives to the caller. Returns the
-    /// datagrams received.
-    fn inbound_batch(&mut self, on_control: &mut dyn FnMut(ControlDatagram<'_>)) -> usize {
-        let batch = self.config.batch_size;
-        let mut bufs = self.from_peer.bufs();
-        let n = self
-            .esp
-            .recv_batch(&mut bufs[..batch], &mut self.meta[..batch]);
-        if n == 0 {
-            return 0;
-        }
-        let verdicts = &mut self.verdicts[..n];
-        self.decapsulator
-            .decap_batch(&mut self.inbound, &mut bufs[..n], verdicts);
-        for ((buf, verdict), meta) in bufs[..n].iter().zip(verdicts.iter()).zip(&self.meta) {
-            let kind = match verdict {
-                Verdict::Forward => {
-                    self.counters.decapsulated += 1;
-                    continue;
-                }
-                Verdict::ToControlPlane => {
-                    self.counters.ike_to_caller += 1;
-                    ControlKind::Ike
-                }
-                Verdict::Drop(DropReason::NattKeepalive) => {
-                    self.counters.keepalives_to_caller += 1;
-                    ControlKind::Keepalive
-                }
-                Verdict::Drop(_) => {
-                    self.counters.decap_dropped += 1;
-                    continue;
-                }
-            };
-            // The window of a packet that was not forwarded is as received.
-            on_control(ControlDatagram {
-                kind,
-                peer: meta.peer,
-                local: meta.local,
-                payload: buf.data().get(meta.header_len..).unwrap_or_default(),
-            });
-        }
-        self.tun.send_batch(
-            bufs[..n]
-                .iter()
-                .zip(verdicts.iter())
-                .filter(|(_, verdict)| verdict.is_forward())
-                .map(|(buf, _)| buf.data()),
-        );
-        n
+        self.worker.run_once(timeout, on_control)
     }
 }

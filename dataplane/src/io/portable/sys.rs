@@ -5,7 +5,6 @@ use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 /// What one direction of a device or socket did. Errors are counted, never fatal, except where
 /// the fd itself is gone.
@@ -221,47 +220,6 @@ pub(crate) fn write(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
             e => return Err(e),
         }
     }
-}
-
-/// Readiness of fds for reading. `events[i]` is set to the `revents` of `fds[i]`. `Ok(false)`
-/// on timeout or interruption (the caller loops anyway).
-pub(crate) fn poll_readable(
-    fds: &[RawFd; 2],
-    revents: &mut [libc::c_short; 2],
-    timeout: Duration,
-) -> io::Result<bool> {
-    let mut pollfds = [
-        libc::pollfd {
-            fd: fds[0],
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: fds[1],
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `pollfds` is a live array of exactly the length passed.
-    let ready = unsafe {
-        libc::poll(
-            pollfds.as_mut_ptr(),
-            pollfds.len() as libc::nfds_t,
-            timeout_ms,
-        )
-    };
-    if ready == -1 {
-        let error = io::Error::last_os_error();
-        return if error.raw_os_error() == Some(libc::EINTR) {
-            Ok(false)
-        } else {
-            Err(error)
-        };
-    }
-    revents[0] = pollfds[0].revents;
-    revents[1] = pollfds[1].revents;
-    Ok(ready > 0)
 }
 
 /// The IP address in a 4- or 16-byte slice taken from a packet header.
