@@ -35,6 +35,8 @@ struct Cached<S> {
     reported: SaCounters,
     touched: bool,
     hard_expired: bool,
+    /// Inbound: the outbound twin the inbound policy check uses (`SaRecord::pair`).
+    pair: Option<SlotId>,
 }
 
 /// The SAs one worker owns, keyed by table slot.
@@ -47,6 +49,9 @@ pub struct SaCache<'t> {
     reserved_until: Vec<u64>,
     touched: Vec<(Direction, u32)>,
     touched_overflow: bool,
+    /// The SPI and slot the last successful inbound lookup found: the policy check right
+    /// after decryption asks about that SA without a second index probe.
+    last_inbound: Option<(u32, usize)>,
 }
 
 impl<'t> SaCache<'t> {
@@ -60,7 +65,18 @@ impl<'t> SaCache<'t> {
             reserved_until: vec![0; capacity],
             touched: Vec::with_capacity(TOUCHED_CAPACITY),
             touched_overflow: false,
+            last_inbound: None,
         }
+    }
+
+    /// The `pair` of the inbound SA that the last lookup found for `spi` (the one that just
+    /// decrypted a packet). `None` when the last lookup was for another SPI or found nothing.
+    pub fn inbound_pair(&self, spi: u32) -> Option<Option<SlotId>> {
+        let (last, index) = self.last_inbound?;
+        if last != spi {
+            return None;
+        }
+        self.inbound.get(index)?.as_ref().map(|entry| entry.pair)
     }
 
     fn touch(&mut self, direction: Direction, slot: u32) {
@@ -204,6 +220,7 @@ fn cached<S>(version: u64, sa: S, record: &SaRecord) -> Cached<S> {
         reported: SaCounters::default(),
         touched: false,
         hard_expired: false,
+        pair: record.pair,
     }
 }
 
@@ -211,6 +228,7 @@ impl InboundSaLookup for SaCache<'_> {
     /// The inbound SA for `spi`, current with the table. `None` (an unknown SPI to the
     /// decapsulator) when no SA has it or it reached a hard lifetime.
     fn inbound_sa(&mut self, spi: u32) -> Option<&mut InboundSa> {
+        self.last_inbound = None;
         let slot = self.table.find_inbound(spi)?;
         let index = slot.0 as usize;
         let version = self.table.version(slot)?;
@@ -237,6 +255,7 @@ impl InboundSaLookup for SaCache<'_> {
             entry.touched = true;
             self.touch(Direction::Inbound, slot.0);
         }
+        self.last_inbound = Some((spi, index));
         self.inbound[index].as_mut().map(|entry| &mut entry.sa)
     }
 }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::esp::{
     Decapsulator, DropReason, InboundSa, InboundSaLookup, OutboundSa, PacketBuf, Verdict,
 };
-use crate::table::{Direction, SlotId, TableReader};
+use crate::table::TableReader;
 
 use super::{flow_of, SaCache, SpdMirror};
 
@@ -104,19 +104,6 @@ impl SaSource for StaticSas {
     }
 }
 
-/// What a worker knows of an inbound slot's `pair`, and the slot version it read it at.
-#[derive(Clone, Copy, Debug)]
-struct KnownPair {
-    /// Never a slot's version (those are even): nothing known yet.
-    version: u64,
-    pair: Option<SlotId>,
-}
-
-const UNKNOWN_PAIR: KnownPair = KnownPair {
-    version: u64::MAX,
-    pair: None,
-};
-
 /// The SAs and policies the control plane installed in the shared table.
 ///
 /// Inbound, a decrypted packet must fit a policy into its SA's `pair` (the outbound SA of the
@@ -126,8 +113,6 @@ pub struct TableSas<'t> {
     table: &'t TableReader,
     cache: SaCache<'t>,
     spd: SpdMirror,
-    /// By inbound slot; allocated once, here.
-    pairs: Vec<KnownPair>,
 }
 
 impl<'t> TableSas<'t> {
@@ -138,28 +123,7 @@ impl<'t> TableSas<'t> {
             table,
             cache: SaCache::new(table),
             spd,
-            pairs: vec![UNKNOWN_PAIR; table.capacity() as usize],
         }
-    }
-
-    /// The pair of the inbound SA `spi` as the table has it now (the record is read again
-    /// only when its slot's version moved). `None`: the SA is gone or mid-rewrite.
-    fn pair_of(&mut self, spi: u32) -> Option<Option<SlotId>> {
-        let slot = self.table.find_inbound(spi)?;
-        let version = self.table.version(slot)?;
-        let known = self.pairs.get_mut(slot.0 as usize)?;
-        if known.version != version {
-            let snapshot = self.table.read(slot).ok()?;
-            let record = &snapshot.record;
-            if record.direction != Direction::Inbound || record.params.spi != spi {
-                return None;
-            }
-            *known = KnownPair {
-                version: snapshot.version,
-                pair: record.pair,
-            };
-        }
-        Some(known.pair)
     }
 }
 
@@ -176,9 +140,10 @@ impl<'t> SaSource for TableSas<'t> {
     }
 
     fn inbound_allows(&mut self, spi: u32, packet: &[u8]) -> bool {
-        // An SA that vanished since it decrypted the packet, or one being rewritten: refuse
-        // rather than let an unchecked packet in.
-        let Some(pair) = self.pair_of(spi) else {
+        // The pair of the SA that just decrypted the packet, as the cache read it; not known
+        // (which cannot happen right after a decryption): refuse rather than let an unchecked
+        // packet in.
+        let Some(pair) = self.cache.inbound_pair(spi) else {
             return false;
         };
         let Some(pair) = pair else {
