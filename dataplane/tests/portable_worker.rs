@@ -719,7 +719,13 @@ fn a_worker_refuses_ambiguous_sockets() {
     let _writer = TableWriter::create(&path, 4).unwrap();
     netns.run(|| {
         let reader = TableReader::open(&path).unwrap();
-        let tun = || Tun::create(&TunConfig::new("tun0")).unwrap();
+        // A new name each time: a closed TUN device goes away asynchronously, and creating
+        // one of the same name at once can meet EBUSY.
+        let next = std::cell::Cell::new(0);
+        let tun = || {
+            next.set(next.get() + 1);
+            Tun::create(&TunConfig::new(&format!("tun{}", next.get()))).unwrap()
+        };
         let none = PortableWorker::new(tun(), [], TableSas::new(&reader), GatewayConfig::default());
         assert_eq!(none.unwrap_err(), WorkerSetupError::NoSocket);
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
