@@ -76,7 +76,7 @@ fn good_example_is_ok_with_macros() {
         [
             "good/full.toml:21:15: undefined macro '${psk_file}' (define it with -D psk_file=value)",
             "good/full.toml:51:10: undefined macro '${key_file}' (define it with -D key_file=value)",
-            "good/full.toml:86:13: undefined macro '${sa_key_file}' (define it with -D sa_key_file=value)",
+            "good/full.toml:87:13: undefined macro '${sa_key_file}' (define it with -D sa_key_file=value)",
         ]
     );
 }

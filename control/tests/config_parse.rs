@@ -179,6 +179,7 @@ fn full_example_parses_into_typed_values() {
             interfaces: vec!["eth0".into(), "eth1".into()],
             backend: Backend::Afxdp,
             workers: Some(2),
+            sa_capacity: Some(1 << 20),
         }
     );
 

@@ -50,7 +50,10 @@ fn status_text_and_json() {
     );
     assert!(text.contains("IKE SAs:     3\n"), "{text}");
     assert!(text.contains("Child SAs:   6\n"), "{text}");
-    assert!(text.contains("data plane:  afxdp\n"), "{text}");
+    assert!(
+        text.contains("data plane:  afxdp (xipsec-dataplane, pid 4343)\n"),
+        "{text}"
+    );
 
     for args in [
         &["status", "--json"][..],

@@ -10,7 +10,9 @@
 //! `../shared/DESIGN.md`).
 
 pub mod esp;
+pub mod fib;
 pub mod io;
+pub mod process;
 pub mod table;
 pub mod worker;
 

@@ -265,6 +265,8 @@ pub struct Dataplane {
     pub backend: Backend,
     /// `workers`; `None` = one per core.
     pub workers: Option<u32>,
+    /// `sa_capacity`: slots in the SA table (two per Child SA); `None` = the default.
+    pub sa_capacity: Option<u32>,
 }
 
 /// `direction` of a manual SA.

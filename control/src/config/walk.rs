@@ -1039,7 +1039,7 @@ fn dataplane(cx: &mut Cx<'_>, v: &V<'_>) -> Dataplane {
         cx,
         v,
         "dataplane".into(),
-        &["interfaces", "backend", "workers"],
+        &["interfaces", "backend", "workers", "sa_capacity"],
     ) else {
         return d;
     };
@@ -1069,6 +1069,13 @@ fn dataplane(cx: &mut Cx<'_>, v: &V<'_>) -> Dataplane {
     d.workers = t
         .get("workers")
         .and_then(|v| ranged(cx, v, "dataplane.workers", 1, 1024))
+        .map(|n| n as u32);
+    d.sa_capacity = t
+        .get("sa_capacity")
+        .and_then(|v| {
+            let max = i128::from(xipsec_dataplane::table::MAX_CAPACITY);
+            ranged(cx, v, "dataplane.sa_capacity", 2, max)
+        })
         .map(|n| n as u32);
     d
 }

@@ -3,8 +3,7 @@
 //! port (ESP in UDP and IKE share it, RFC 3948), hands IKE to the daemon through a channel and
 //! lets the daemon send IKE through an [`IkeSender`] on the same socket.
 //!
-//! The AF_XDP workers (`xipsec_dataplane::worker::XskGateway`) read the same table; the daemon
-//! does not start them yet (they need the next hops that a FIB mirror would give).
+//! The AF_XDP data plane (`dataplane_process.rs`) is a process of its own instead.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -8,10 +8,13 @@
 //! - `report.rs`: what `xipsecctl` is told (SAs, counters, status).
 //! - `sockets.rs`: UDP 500 and the NAT-T port, the non-ESP marker.
 //! - `backend.rs`: the portable data plane's worker thread (TUN device, ESP sockets, routes).
+//! - `dataplane_process.rs`: the AF_XDP data plane, a process of its own: started, found again
+//!   after a restart, stopped.
 //! - `shell.rs`: the tokio loop that moves datagrams, fires timers, answers signals.
 
 mod backend;
 mod connection;
+mod dataplane_process;
 mod engine;
 mod plane;
 mod report;
@@ -23,7 +26,7 @@ use std::path::PathBuf;
 
 pub use connection::{prepare, Defaults, Prepared, Unsupported};
 pub use engine::{ChildEntry, CommandError, Counters, Engine, IkeEntry};
-pub use plane::{InstalledChild, Plane, PlaneError, RouteChange, DEFAULT_CAPACITY};
+pub use plane::{InstalledChild, Plane, PlaneError, RouteChange, DEFAULT_CAPACITY, ORPHAN_GRACE};
 pub use shell::run;
 pub use sockets::{classify_natt, NattPayload, NON_ESP_MARKER};
 
@@ -62,6 +65,13 @@ impl Options {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "xipsecd".into());
         dir.join(format!("{stem}.sa-table"))
+    }
+
+    /// The lock file of the AF_XDP data plane that forwards with [`table_path`](Self::table_path).
+    pub fn dataplane_pid_path(&self) -> PathBuf {
+        let mut path = self.table_path().into_os_string();
+        path.push(".dataplane.pid");
+        PathBuf::from(path)
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use xipsec_dataplane::esp::{
 };
 use xipsec_dataplane::table::{
     AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, SlotId, SlotStatus, TableError,
-    TableWriter,
+    TableReader, TableWriter,
 };
 
 use crate::ike::{ChildSaInstalled, EspPath, EspSuite, Mode};
@@ -80,18 +81,115 @@ pub struct Plane {
     /// How many installed SAs want each route.
     routes: HashMap<IpNet, usize>,
     route_changes: VecDeque<RouteChange>,
+    /// SAs a previous control plane left in a table that a data plane still forwards with,
+    /// not (yet) claimed by a manual SA of ours; removed at `orphans_until`.
+    orphans: Vec<SlotId>,
+    orphans_until: Option<Instant>,
 }
+
+/// How long SAs of a previous control plane keep forwarding after a restart: long enough for
+/// the IKE SAs to be set up again and their Child SAs (newer, so first in the SPD) to take
+/// the traffic over.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 
 impl Plane {
     /// Creates the table at `path` with room for `capacity` SAs.
     pub fn create(path: &Path, capacity: u32) -> Result<Plane, TableError> {
-        Ok(Plane {
-            table: TableWriter::create(path, capacity)?,
+        Ok(Plane::with(TableWriter::create(path, capacity)?, path))
+    }
+
+    fn with(table: TableWriter, path: &Path) -> Plane {
+        Plane {
+            table,
             path: path.to_path_buf(),
             policies: Vec::new(),
             routes: HashMap::new(),
             route_changes: VecDeque::new(),
-        })
+            orphans: Vec::new(),
+            orphans_until: None,
+        }
+    }
+
+    /// Re-attaches to the table a running data plane forwards with (the control plane
+    /// restarted): every SA and policy in it stays. A manual SA installed again with the same
+    /// parameters and keys takes its slot back, sequence numbers and replay state included;
+    /// whatever is not claimed is removed [`ORPHAN_GRACE`] after `now`
+    /// ([`expire_orphans`](Self::expire_orphans)). Recreating the file instead would pull the
+    /// table from under the workers.
+    pub fn adopt(path: &Path, now: Instant) -> Result<Plane, TableError> {
+        let table = TableWriter::open(path)?;
+        let mut policies = Vec::new();
+        TableReader::open(path)?
+            .read_policies(&mut policies)
+            .map_err(|_| TableError::Truncated)?;
+        let mut plane = Plane::with(table, path);
+        for index in 0..plane.table.capacity() {
+            if plane.table.read(SlotId(index)).is_ok() {
+                plane.orphans.push(SlotId(index));
+            }
+        }
+        // Oldest first in `self.policies`, as the SPD was written newest first.
+        for policy in policies.into_iter().rev() {
+            match plane
+                .policies
+                .iter_mut()
+                .find(|(slot, _)| *slot == policy.outbound)
+            {
+                Some((_, list)) => list.insert(0, policy),
+                None => plane.policies.push((policy.outbound, vec![policy])),
+            }
+        }
+        if !plane.orphans.is_empty() {
+            plane.orphans_until = Some(now + ORPHAN_GRACE);
+        }
+        Ok(plane)
+    }
+
+    /// SAs of a previous control plane still in the table.
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// Removes the orphans once their grace is over; returns how many SAs went.
+    pub fn expire_orphans(&mut self, now: Instant) -> usize {
+        match self.orphans_until {
+            Some(until) if now >= until => {}
+            _ => return 0,
+        }
+        self.orphans_until = None;
+        let orphans = std::mem::take(&mut self.orphans);
+        self.policies.retain(|(slot, _)| !orphans.contains(slot));
+        if self.write_spd().is_err() {
+            return 0;
+        }
+        for slot in &orphans {
+            let _ = self.table.delete(*slot);
+        }
+        orphans.len()
+    }
+
+    /// Deletes the orphan inbound SA with `spi`, if any.
+    fn drop_orphan_inbound(&mut self, spi: u32) {
+        let found = self.orphans.iter().position(|slot| {
+            self.table
+                .read(*slot)
+                .is_ok_and(|r| r.direction == Direction::Inbound && r.params.spi == spi)
+        });
+        if let Some(position) = found {
+            let slot = self.orphans.swap_remove(position);
+            let _ = self.table.delete(slot);
+        }
+    }
+
+    /// The orphan slot holding exactly `record` (the install time aside), taken back.
+    fn claim_orphan(&mut self, record: &SaRecord) -> Option<SlotId> {
+        let position = self.orphans.iter().position(|slot| {
+            self.table.read(*slot).is_ok_and(|mut found| {
+                found.installed_at = record.installed_at;
+                found == *record
+            })
+        })?;
+        Some(self.orphans.swap_remove(position))
     }
 
     /// Where the table lives (workers open it).
@@ -225,6 +323,17 @@ impl Plane {
             Direction::Outbound => Some(policies(&local_ts, &remote_ts)?),
             Direction::Inbound => None,
         };
+        if let Some(slot) = self.claim_orphan(&record) {
+            // The policies came back with the table; routes are wanted again.
+            if template.is_some() && mode == Mode::Tunnel {
+                self.want_routes(&prefixes(&remote_ts));
+            }
+            return Ok(slot);
+        }
+        if direction == Direction::Inbound {
+            // The file changed the SA (a new key) while the table kept the old one: the file wins.
+            self.drop_orphan_inbound(sa.spi);
+        }
         let slot = self.table.install(&record).map_err(PlaneError::Table)?;
         if let Some(template) = template {
             let policies = template

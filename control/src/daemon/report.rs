@@ -16,6 +16,9 @@ pub struct DaemonFacts<'a> {
     pub started: Instant,
     pub config_file: &'a str,
     pub backend: &'a str,
+    pub dataplane_pid: Option<u32>,
+    /// The AF_XDP data plane's counters file.
+    pub dataplane_stats: Option<std::path::PathBuf>,
 }
 
 /// `xipsecctl status`.
@@ -30,6 +33,7 @@ pub fn status(engine: &Engine, facts: &DaemonFacts<'_>, now: Instant) -> StatusI
         ike_sas: engine.ike_sas().count() as u64,
         child_sas: child_sas as u64,
         backend: facts.backend.to_owned(),
+        dataplane_pid: facts.dataplane_pid,
     }
 }
 
@@ -137,7 +141,11 @@ fn child_sa(engine: &Engine, e: &IkeEntry, c: &ChildEntry, now: Instant) -> Chil
 }
 
 /// `xipsecctl counters`: the engine's, under `ike.`, and the sockets' under `ike.socket.`.
-pub fn counters(engine: &Engine, sockets: &[(&'static str, u64)]) -> CountersInfo {
+pub fn counters(
+    engine: &Engine,
+    sockets: &[(&'static str, u64)],
+    dataplane_stats: Option<&std::path::Path>,
+) -> CountersInfo {
     let c = engine.counters();
     let mut info = CountersInfo::default();
     for (name, value) in [
@@ -159,5 +167,26 @@ pub fn counters(engine: &Engine, sockets: &[(&'static str, u64)]) -> CountersInf
     for (name, value) in sockets {
         info.counters.insert(format!("ike.socket.{name}"), *value);
     }
+    if let Some(path) = dataplane_stats {
+        info.counters.extend(dataplane_counters(path));
+    }
     info
+}
+
+/// What the AF_XDP data plane last reported (nothing if its file is missing, unreadable or
+/// older than a few seconds: a data plane that stopped reporting has no current counters).
+fn dataplane_counters(path: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    let fresh = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| {
+            t.elapsed()
+                .is_ok_and(|age| age < std::time::Duration::from_secs(5))
+        });
+    if !fresh {
+        return Default::default();
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }

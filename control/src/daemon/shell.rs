@@ -12,14 +12,16 @@ use tracing::{error, info, warn};
 
 use super::backend::PortableBackend;
 use super::connection::{prepare, Defaults, Prepared};
+use super::dataplane_process::{self, DataplaneProcess, DataplaneSpec, Supervised};
 use super::engine::Engine;
 use super::plane::{Plane, DEFAULT_CAPACITY};
 use super::report::{self, DaemonFacts};
 use super::sockets::{IkeSockets, Received, SocketCounters};
 use super::{listen_addresses, DaemonError, Options};
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::ctl;
 use crate::ctl::protocol::{Request, Response};
+use xipsec_dataplane::process::stats_path;
 
 /// `xipsecctl` requests waiting for the loop.
 const CONTROL_QUEUE: usize = 16;
@@ -69,13 +71,38 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| DaemonError::Local(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let plane = Plane::create(&table_path, DEFAULT_CAPACITY).map_err(|e| {
-        DaemonError::Local(format!(
-            "cannot create the SA table {}: {e:?}",
-            table_path.display()
-        ))
-    })?;
-    let mut plane = plane;
+    let afxdp = wants_afxdp(&opts, &config)?;
+    let capacity = config.dataplane.sa_capacity.unwrap_or(DEFAULT_CAPACITY);
+    // A data plane that outlived its control plane forwards with the table: adopt the table
+    // rather than recreate it under the workers' feet.
+    let running = match afxdp {
+        true => DataplaneProcess::find(&opts.dataplane_pid_path())
+            .map_err(|e| DaemonError::Local(format!("data plane: {e}")))?,
+        false => None,
+    };
+    let mut plane = match &running {
+        Some(dataplane) => {
+            let plane = Plane::adopt(&table_path, Instant::now()).map_err(|e| {
+                DaemonError::Local(format!(
+                    "a data plane runs (pid {}) but its SA table {} cannot be re-opened: {e}",
+                    dataplane.pid(),
+                    table_path.display()
+                ))
+            })?;
+            info!(
+                pid = dataplane.pid(),
+                kept = plane.orphans(),
+                "re-attached to the running data plane; its SAs keep forwarding"
+            );
+            plane
+        }
+        None => Plane::create(&table_path, capacity).map_err(|e| {
+            DaemonError::Local(format!(
+                "cannot create the SA table {}: {e:?}",
+                table_path.display()
+            ))
+        })?,
+    };
     for sa in &config.manual_sas {
         plane.install_manual(sa).map_err(|e| {
             DaemonError::Local(format!("manual_sa '{}' cannot be installed: {e}", sa.name))
@@ -87,22 +114,71 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(|e| DaemonError::Local(format!("cannot start the runtime: {e}")))?;
-    if config.dataplane.backend == crate::config::Backend::Afxdp {
-        return Err(DaemonError::Config(vec![format!(
-            "{}: dataplane.backend = \"afxdp\" is not run by xipsecd yet; use \"portable\" or \"auto\"",
-            opts.config.display()
-        )]));
-    }
-    let backend_addr = listen
-        .iter()
-        .copied()
-        .find(IpAddr::is_ipv4)
-        .or_else(|| listen.first().copied())
-        .or_else(|| config.manual_sas.first().map(|sa| sa.local));
+    let spec = DataplaneSpec {
+        table: table_path.clone(),
+        pid_file: opts.dataplane_pid_path(),
+        interfaces: config.dataplane.interfaces.clone(),
+        workers: config.dataplane.workers,
+        natt_port: opts.natt_port,
+    };
+    let program = dataplane_process::program();
+    let process = match (afxdp, running) {
+        (false, _) => None,
+        (true, Some(running)) => Some(running),
+        (true, None) => match DataplaneProcess::start(&program, &spec) {
+            Ok(started) => Some(started),
+            Err(e) if config.dataplane.backend == Backend::Auto => {
+                warn!("AF_XDP data plane: {e}; using the portable backend");
+                None
+            }
+            Err(e) => return Err(DaemonError::Local(format!("AF_XDP data plane: {e}"))),
+        },
+    };
+    let mut dataplane = process.map(|p| Supervised::new(p, spec, program));
+    // The portable worker runs inside xipsecd, on the first IPv4 address it listens on.
+    let backend_addr = match dataplane {
+        Some(_) => None,
+        None => listen
+            .iter()
+            .copied()
+            .find(IpAddr::is_ipv4)
+            .or_else(|| listen.first().copied())
+            .or_else(|| config.manual_sas.first().map(|sa| sa.local)),
+    };
+    let backend_name = match (&dataplane, backend_addr) {
+        (Some(_), _) => "afxdp",
+        (None, Some(_)) => "portable",
+        (None, None) => "none",
+    };
     let engine = Engine::new(prepared, plane, listen.clone());
-    let result = runtime.block_on(event_loop(opts, engine, listen, backend_addr));
+    let result = runtime.block_on(event_loop(
+        opts,
+        engine,
+        listen,
+        backend_addr,
+        backend_name,
+        dataplane.as_mut(),
+    ));
+    // A clean stop deleted every SA: nothing is left to forward.
+    if let Some(dataplane) = dataplane {
+        dataplane.stop();
+    }
     let _ = std::fs::remove_file(&table_path);
     result
+}
+
+/// Whether the AF_XDP data plane is wanted: `afxdp`, or `auto` with interfaces to run on.
+fn wants_afxdp(opts: &Options, config: &Config) -> Result<bool, DaemonError> {
+    let dataplane = &config.dataplane;
+    match dataplane.backend {
+        Backend::Portable => Ok(false),
+        Backend::Auto => Ok(!dataplane.interfaces.is_empty()),
+        Backend::Afxdp if dataplane.interfaces.is_empty() => Err(DaemonError::Config(vec![format!(
+            "{}: dataplane.backend = \"afxdp\" needs dataplane.interfaces (where the XDP program attaches)",
+            opts.config.display()
+        )])),
+        Backend::Afxdp => Ok(true),
+    }
 }
 
 async fn event_loop(
@@ -110,6 +186,8 @@ async fn event_loop(
     mut engine: Engine,
     listen: Vec<IpAddr>,
     backend_addr: Option<IpAddr>,
+    backend_name: &'static str,
+    mut dataplane: Option<&mut Supervised>,
 ) -> Result<(), DaemonError> {
     let (tx, mut rx) = mpsc::channel::<Received>(RX_QUEUE);
     // The worker owns the NAT-T port of the address it runs on; the daemon the others.
@@ -177,7 +255,18 @@ async fn event_loop(
         tokio::select! {
             Some(r) = rx.recv() => engine.datagram(Instant::now(), r.path, &r.message),
             _ = tokio::time::sleep_until(wake) => engine.timeout(Instant::now()),
-            _ = heartbeat.tick() => engine.plane().heartbeat(),
+            _ = heartbeat.tick() => {
+                engine.plane().heartbeat();
+                let expired = engine.plane_mut().expire_orphans(Instant::now());
+                if expired > 0 {
+                    info!(expired, "SAs of the previous control plane removed");
+                }
+                if stopping.is_none() {
+                    if let Some(dataplane) = dataplane.as_deref_mut() {
+                        dataplane.check();
+                    }
+                }
+            }
             _ = sigterm.recv(), if stopping.is_none() => {
                 info!("SIGTERM: deleting every IKE SA");
                 engine.shutdown(Instant::now());
@@ -195,7 +284,11 @@ async fn event_loop(
                 let facts = DaemonFacts {
                     started,
                     config_file: &config_file,
-                    backend: if backend.is_some() { "portable" } else { "none" },
+                    backend: backend_name,
+                    dataplane_pid: dataplane.as_deref().and_then(Supervised::pid),
+                    dataplane_stats: dataplane
+                        .is_some()
+                        .then(|| stats_path(&opts.dataplane_pid_path())),
                 };
                 let response = answer(&opts, &mut engine, &facts, &counters, pending.request());
                 pending.reply(response);
@@ -249,7 +342,11 @@ fn answer(
                 .collect(),
         ),
         Request::ListSas => Response::Sas(report::ike_sas(engine, now)),
-        Request::Counters => Response::Counters(report::counters(engine, &counters.snapshot())),
+        Request::Counters => Response::Counters(report::counters(
+            engine,
+            &counters.snapshot(),
+            facts.dataplane_stats.as_deref(),
+        )),
         Request::Initiate { name } => match engine.initiate(now, name) {
             Ok(id) => Response::ok(format!("initiating IKE SA #{id} of '{name}'")),
             Err(e) => Response::error(e.to_string()),

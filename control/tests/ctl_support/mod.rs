@@ -93,6 +93,7 @@ pub fn status(n_sas: usize) -> StatusInfo {
         ike_sas: n_sas as u64,
         child_sas: 2 * n_sas as u64,
         backend: "afxdp".into(),
+        dataplane_pid: Some(4343),
     }
 }
 

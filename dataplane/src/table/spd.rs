@@ -61,6 +61,18 @@ impl AddressRange {
         }
     }
 
+    /// The fewest prefixes that cover the range exactly (an LPM table holds prefixes).
+    pub fn subnets(&self) -> Vec<ipnet::IpNet> {
+        match *self {
+            AddressRange::V4 { start, end } => ipnet::Ipv4Subnets::new(start.into(), end.into(), 0)
+                .map(ipnet::IpNet::V4)
+                .collect(),
+            AddressRange::V6 { start, end } => ipnet::Ipv6Subnets::new(start.into(), end.into(), 0)
+                .map(ipnet::IpNet::V6)
+                .collect(),
+        }
+    }
+
     pub fn contains(&self, address: IpAddr) -> bool {
         match (self, address) {
             (AddressRange::V4 { start, end }, IpAddr::V4(a)) => {

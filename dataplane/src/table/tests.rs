@@ -445,3 +445,24 @@ fn an_inbound_record_carries_its_pair() {
     let (_, snapshot) = reader.read_inbound(0x5555_0003).unwrap();
     assert_eq!(snapshot.record.pair, None);
 }
+
+/// A traffic selector's range becomes the prefixes the XDP program's LPM table holds: exactly
+/// the range, nothing more (a wider prefix would steer someone else's plaintext into the workers).
+#[test]
+fn a_range_becomes_the_fewest_covering_prefixes() {
+    let v4 = |a: &str, b: &str| AddressRange::new(a.parse().unwrap(), b.parse().unwrap()).unwrap();
+    let text =
+        |r: AddressRange| -> Vec<String> { r.subnets().iter().map(|n| n.to_string()).collect() };
+    assert_eq!(text(v4("10.1.0.0", "10.1.0.255")), ["10.1.0.0/24"]);
+    assert_eq!(
+        text(v4("10.0.0.1", "10.0.0.6")),
+        ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+    );
+    assert_eq!(text(v4("0.0.0.0", "255.255.255.255")), ["0.0.0.0/0"]);
+    let v6 = AddressRange::new(
+        "2001:db8::".parse().unwrap(),
+        "2001:db8::ffff".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(text(v6), ["2001:db8::/112"]);
+}

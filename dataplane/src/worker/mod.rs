@@ -5,10 +5,15 @@ mod sa_cache;
 mod sa_source;
 mod spd;
 #[cfg(target_os = "linux")]
-mod xsk_gateway;
+mod xsk_worker;
 
-pub use sa_cache::{SaCache, OUTBOUND_SEQUENCE_RESERVATION};
+pub use sa_cache::{owner_of, SaCache, OUTBOUND_SEQUENCE_RESERVATION};
 pub use sa_source::{SaSource, StaticSas, TableSas};
 pub use spd::{flow_of, SpdMirror};
 #[cfg(target_os = "linux")]
-pub use xsk_gateway::{XskGateway, XskGatewayCounters, XskPort, MAX_BATCH};
+pub use xsk_worker::{
+    merge_stats, Handoff, HandoffConfig, HandoffError, HandoffPacket, HandoffRefused, HandoffWork,
+    MergedStats, Outcome, Pipeline, WorkerCounters, WorkerPort, WorkerStats, XskWorker,
+    XskWorkerConfig, XskWorkerError, HANDOFF_HEADROOM, HANDOFF_TAILROOM, LATENCY_MAX_NS,
+    PUBLISH_INTERVAL,
+};

@@ -11,6 +11,11 @@
 //! worker resumes after the reservation, skipping at most one block. Inbound, the replay top is
 //! written at every flush and a restarted worker treats everything up to it as received; only
 //! packets accepted after the last flush could be accepted once more.
+//!
+//! Ownership. With several workers over one table, each SA has one owner ([`owner_of`]): the
+//! only worker that touches its sequence counter, replay window and worker area. A cache made
+//! with [`SaCache::for_worker`] refuses every other worker's SAs, so no code path can make two
+//! cores share one, whatever it looked up.
 
 use crate::esp::{InboundSa, InboundSaLookup, OutboundSa, SaCounters, SequenceStatus};
 use crate::table::{
@@ -39,10 +44,21 @@ struct Cached<S> {
     pair: Option<SlotId>,
 }
 
+/// Which of `workers` workers owns the SA in `slot`: the slot's index modulo the worker
+/// count. A pure function of the slot, so any worker can tell without reading the record, and
+/// an SA keeps its owner for its whole life. (`SaRecord::owner_worker` is not consulted.)
+/// `workers` of zero counts as one.
+pub fn owner_of(slot: SlotId, workers: usize) -> usize {
+    slot.0 as usize % workers.max(1)
+}
+
 /// The SAs one worker owns, keyed by table slot.
 #[derive(Debug)]
 pub struct SaCache<'t> {
     table: &'t TableReader,
+    /// This worker's index and the worker count: SAs of other workers' slots are refused.
+    worker: usize,
+    workers: usize,
     inbound: Vec<Option<Cached<InboundSa>>>,
     outbound: Vec<Option<Cached<OutboundSa>>>,
     /// Where each outbound slot's reservation ends.
@@ -55,11 +71,20 @@ pub struct SaCache<'t> {
 }
 
 impl<'t> SaCache<'t> {
-    /// A cache over `table`. Allocates its per-slot arrays once, here.
+    /// A cache over `table` for the only worker: every SA is its own. Allocates its per-slot
+    /// arrays once, here.
     pub fn new(table: &'t TableReader) -> Self {
+        Self::for_worker(table, 0, 1)
+    }
+
+    /// A cache for worker `worker` of `workers`: it hands out only the SAs that worker owns
+    /// ([`owner_of`]) and answers `None` for the others, as if they were not installed.
+    pub fn for_worker(table: &'t TableReader, worker: usize, workers: usize) -> Self {
         let capacity = table.capacity() as usize;
         Self {
             table,
+            worker,
+            workers: workers.max(1),
             inbound: (0..capacity).map(|_| None).collect(),
             outbound: (0..capacity).map(|_| None).collect(),
             reserved_until: vec![0; capacity],
@@ -79,6 +104,11 @@ impl<'t> SaCache<'t> {
         self.inbound.get(index)?.as_ref().map(|entry| entry.pair)
     }
 
+    /// Whether the SA in `slot` is this worker's.
+    fn owns(&self, slot: SlotId) -> bool {
+        owner_of(slot, self.workers) == self.worker
+    }
+
     fn touch(&mut self, direction: Direction, slot: u32) {
         if self.touched.len() < TOUCHED_CAPACITY {
             self.touched.push((direction, slot));
@@ -88,8 +118,12 @@ impl<'t> SaCache<'t> {
     }
 
     /// The outbound SA in `slot`, current with the table, with sequence numbers reserved.
-    /// `None` when the slot holds no outbound SA or the SA reached a hard lifetime.
+    /// `None` when the slot holds no outbound SA, the SA reached a hard lifetime or it is
+    /// another worker's.
     pub fn outbound_sa(&mut self, slot: SlotId) -> Option<&mut OutboundSa> {
+        if !self.owns(slot) {
+            return None;
+        }
         let index = slot.0 as usize;
         let version = self.table.version(slot)?;
         let current = matches!(&self.outbound[index], Some(c) if c.version == version);
@@ -226,10 +260,13 @@ fn cached<S>(version: u64, sa: S, record: &SaRecord) -> Cached<S> {
 
 impl InboundSaLookup for SaCache<'_> {
     /// The inbound SA for `spi`, current with the table. `None` (an unknown SPI to the
-    /// decapsulator) when no SA has it or it reached a hard lifetime.
+    /// decapsulator) when no SA has it, it reached a hard lifetime or it is another worker's.
     fn inbound_sa(&mut self, spi: u32) -> Option<&mut InboundSa> {
         self.last_inbound = None;
         let slot = self.table.find_inbound(spi)?;
+        if !self.owns(slot) {
+            return None;
+        }
         let index = slot.0 as usize;
         let version = self.table.version(slot)?;
         let current = matches!(&self.inbound[index], Some(c) if c.version == version);

@@ -5,13 +5,19 @@
 //! with an SA come through it? With the table the answer is the Child SA's traffic selectors
 //! (the policies into the inbound SA's outbound twin, reversed); a fixed pair has no
 //! selectors and lets everything through.
+//!
+//! With several workers, a source whose SAs live in table slots names the slot a packet's SA
+//! is in ([`SaSource::outbound_slot`], [`SaSource::inbound_slot`]) before anything touches the
+//! SA, so that a worker can hand the packet to the slot's owner
+//! ([`owner_of`](super::owner_of)). A source that names no slots (a fixed pair) keeps every
+//! packet on the worker that received it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::esp::{
     Decapsulator, DropReason, InboundSa, InboundSaLookup, OutboundSa, PacketBuf, Verdict,
 };
-use crate::table::TableReader;
+use crate::table::{SlotId, TableReader};
 
 use super::{flow_of, SaCache, SpdMirror};
 
@@ -25,6 +31,28 @@ pub trait SaSource {
 
     /// Inbound SAs by SPI.
     fn inbound(&mut self) -> &mut Self::Inbound;
+
+    /// The table slot of the outbound SA plaintext `packet` must take, found without touching
+    /// the SA (no sequence number, no cache entry): the worker that owns the slot encapsulates
+    /// it, with [`outbound_in`](Self::outbound_in). `None` when the source names no slots
+    /// (its SAs are the calling worker's: use [`outbound_for`](Self::outbound_for)) or no
+    /// policy covers the packet.
+    fn outbound_slot(&mut self, _packet: &[u8]) -> Option<SlotId> {
+        None
+    }
+
+    /// The outbound SA in `slot`, as [`outbound_slot`](Self::outbound_slot) named it. `None`
+    /// when it is gone, or is not the calling worker's to use.
+    fn outbound_in(&mut self, _slot: SlotId) -> Option<&mut OutboundSa> {
+        None
+    }
+
+    /// The table slot of the inbound SA with `spi`, found without touching the SA, so that
+    /// the slot's owner decapsulates the packet. `None` when the source names no slots or no
+    /// SA has the SPI.
+    fn inbound_slot(&mut self, _spi: u32) -> Option<SlotId> {
+        None
+    }
 
     /// Whether `packet`, just decrypted and authenticated with the inbound SA `spi` (the
     /// inner packet in tunnel mode, the restored one with the outer addresses in transport
@@ -116,12 +144,19 @@ pub struct TableSas<'t> {
 }
 
 impl<'t> TableSas<'t> {
+    /// The SAs of the only worker.
     pub fn new(table: &'t TableReader) -> Self {
+        Self::for_worker(table, 0, 1)
+    }
+
+    /// The SAs worker `worker` of `workers` owns ([`SaCache::for_worker`]); the others'
+    /// slots are still named, for hand-over.
+    pub fn for_worker(table: &'t TableReader, worker: usize, workers: usize) -> Self {
         let mut spd = SpdMirror::default();
         spd.refresh(table);
         Self {
             table,
-            cache: SaCache::new(table),
+            cache: SaCache::for_worker(table, worker, workers),
             spd,
         }
     }
@@ -131,12 +166,24 @@ impl<'t> SaSource for TableSas<'t> {
     type Inbound = SaCache<'t>;
 
     fn outbound_for(&mut self, packet: &[u8]) -> Option<&mut OutboundSa> {
-        let slot = self.spd.lookup(&flow_of(packet)?)?;
+        let slot = self.outbound_slot(packet)?;
         self.cache.outbound_sa(slot)
     }
 
     fn inbound(&mut self) -> &mut SaCache<'t> {
         &mut self.cache
+    }
+
+    fn outbound_slot(&mut self, packet: &[u8]) -> Option<SlotId> {
+        self.spd.lookup(&flow_of(packet)?)
+    }
+
+    fn outbound_in(&mut self, slot: SlotId) -> Option<&mut OutboundSa> {
+        self.cache.outbound_sa(slot)
+    }
+
+    fn inbound_slot(&mut self, spi: u32) -> Option<SlotId> {
+        self.table.find_inbound(spi)
     }
 
     fn inbound_allows(&mut self, spi: u32, packet: &[u8]) -> bool {

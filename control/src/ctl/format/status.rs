@@ -9,7 +9,7 @@ use crate::ctl::protocol::{CountersInfo, StatusInfo};
 /// ```text
 /// xipsecd 0.1.0, pid 4242, up 1d 2h 3m 4s
 ///   config:      /etc/xipsec/xipsec.toml
-///   data plane:  afxdp
+///   data plane:  afxdp (xipsec-dataplane, pid 4343)
 ///   connections: 2
 ///   IKE SAs:     1
 ///   Child SAs:   1
@@ -19,7 +19,14 @@ pub fn status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
     uptime(w, s.uptime_secs)?;
     writeln!(w)?;
     writeln!(w, "  config:      {}", s.config_file)?;
-    writeln!(w, "  data plane:  {}", s.backend)?;
+    match s.dataplane_pid {
+        Some(pid) => writeln!(
+            w,
+            "  data plane:  {} (xipsec-dataplane, pid {pid})",
+            s.backend
+        )?,
+        None => writeln!(w, "  data plane:  {}", s.backend)?,
+    }
     writeln!(w, "  connections: {}", s.connections)?;
     writeln!(w, "  IKE SAs:     {}", s.ike_sas)?;
     writeln!(w, "  Child SAs:   {}", s.child_sas)
@@ -87,6 +94,7 @@ mod tests {
             ike_sas: 1,
             child_sas: 3,
             backend: "afxdp".into(),
+            dataplane_pid: Some(4343),
         };
         let mut out = Vec::new();
         status(&mut out, &s).unwrap();
@@ -95,7 +103,7 @@ mod tests {
             "\
 xipsecd 0.1.0, pid 4242, up 1d 2h 3m 4s
   config:      /etc/xipsec/xipsec.toml
-  data plane:  afxdp
+  data plane:  afxdp (xipsec-dataplane, pid 4343)
   connections: 2
   IKE SAs:     1
   Child SAs:   3

@@ -27,6 +27,9 @@ pub struct StatusInfo {
     pub child_sas: u64,
     /// The data-plane backend in use: `afxdp` or `portable`.
     pub backend: String,
+    /// The `xipsec-dataplane` process forwarding for it (AF_XDP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane_pid: Option<u32>,
 }
 
 /// How a side authenticates.

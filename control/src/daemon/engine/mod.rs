@@ -166,6 +166,11 @@ impl Engine {
         &self.plane
     }
 
+    /// The table, for the shell's housekeeping (orphans of a previous control plane).
+    pub fn plane_mut(&mut self) -> &mut Plane {
+        &mut self.plane
+    }
+
     /// Counters.
     pub fn counters(&self) -> Counters {
         self.counters

@@ -1,7 +1,7 @@
 //! A worker of the portable backend for any number of SAs: one thread moving packets between
 //! a TUN device and the ESP sockets, with SAs from an [`SaSource`] — the shared table in
 //! service, where the IKE daemon installs, replaces and deletes Child SAs while the worker
-//! runs. The AF_XDP worker ([`XskGateway`](crate::worker::XskGateway)) is its sibling.
+//! runs. The AF_XDP worker ([`XskWorker`](crate::worker::XskWorker)) is its sibling.
 //!
 //! ```text
 //!  TUN --read--> SPD -> outbound SA --encap--> the socket for the SA's kind --sendmmsg--> peers
