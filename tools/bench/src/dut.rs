@@ -1,6 +1,8 @@
-//! Devices under test on the gateways of an e2e [`Topology`]: kernel forwarding alone (`none`),
-//! two `xipsecd` negotiating with IKE (`xipsec-ike`), or two strongSwan charons with
-//! kernel-libipsec (`strongswan`). Each [`RunningDut`] stops what it started when dropped.
+//! Devices under test on the gateways of a [`Topology`](crate::topology::Topology): kernel forwarding alone (`none`), a
+//! plain AF_XDP forwarder (`forwarder`, this binary's `forwarder` subcommand), `xipsecd`
+//! negotiating with IKE (`xipsec-ike`) or with static SAs (`xipsec-manual`), strongSwan's
+//! charon with kernel-libipsec (`strongswan`), or whatever is on the other end of real
+//! interfaces (`external`). Each [`RunningDut`] stops what it started when dropped.
 
 use std::fmt;
 use std::fs::File;
@@ -10,36 +12,39 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use xipsec_testkit::netns::{Netns, Topology};
+use xipsec_testkit::netns::Netns;
 use xipsec_testkit::strongswan::{Auth, Charon, CharonConfig, StartAction};
 
+pub use crate::manual::{WAN_A, WAN_B};
+pub use crate::topology::{NET_A, NET_B};
+
+use crate::mac::Mac;
+use crate::manual::{A_TO_B, B_TO_A};
+use crate::topology::Gateway;
 use crate::wire::Encapsulation;
 use crate::StopFlag;
-
-/// The gateways' WAN addresses.
-pub const WAN_A: &str = "192.0.2.1";
-/// See [`WAN_A`].
-pub const WAN_B: &str = "192.0.2.2";
-/// The generator's subnet (behind gateway A) and the sink's (behind gateway B).
-pub const NET_A: &str = "10.1.0.0/24";
-/// See [`NET_A`].
-pub const NET_B: &str = "10.2.0.0/24";
 
 const PSK: &str = "xipsec-bench-pre-shared-key-0123456789";
 /// How long IKE may take to bring the Child SAs up.
 const UP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the forwarder may take to load its programs and bind its sockets.
+const FORWARDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which device forwards between the gateways.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DutKind {
     /// Kernel IP forwarding, no crypto: the ceiling of this I/O path.
     None,
+    /// A plain AF_XDP forwarder on each gateway, no crypto: the ceiling of AF_XDP.
+    Forwarder,
     /// `xipsecd` on both gateways, PSK, X25519, AES-128-GCM, negotiated with IKEv2.
     XipsecIke,
     /// `xipsecd` on both gateways with static AES-128-GCM SAs (`[[manual_sa]]`), no IKE.
     XipsecManual,
     /// strongSwan's charon with kernel-libipsec on both gateways, the same algorithms.
     Strongswan,
+    /// Whatever forwards between `--tx-iface` and `--rx-iface`: nothing is started.
+    External,
 }
 
 impl DutKind {
@@ -47,10 +52,26 @@ impl DutKind {
     pub fn name(self) -> &'static str {
         match self {
             DutKind::None => "none",
+            DutKind::Forwarder => "forwarder",
             DutKind::XipsecIke => "xipsec-ike",
             DutKind::XipsecManual => "xipsec-manual",
             DutKind::Strongswan => "strongswan",
+            DutKind::External => "external",
         }
+    }
+
+    /// Whether it works with the one-gateway topologies (`encrypt`, `decrypt`), where the
+    /// harness plays the other end: static SAs, or no crypto.
+    pub fn has_static_keys(self) -> bool {
+        matches!(
+            self,
+            DutKind::None | DutKind::Forwarder | DutKind::XipsecManual | DutKind::External
+        )
+    }
+
+    /// Whether it is xipsecd (and `--dataplane` applies).
+    pub fn is_xipsec(self) -> bool {
+        matches!(self, DutKind::XipsecIke | DutKind::XipsecManual)
     }
 }
 
@@ -66,11 +87,13 @@ impl FromStr for DutKind {
     fn from_str(text: &str) -> Result<DutKind, String> {
         match text.trim() {
             "none" => Ok(DutKind::None),
+            "forwarder" => Ok(DutKind::Forwarder),
             "xipsec-ike" => Ok(DutKind::XipsecIke),
             "xipsec-manual" => Ok(DutKind::XipsecManual),
             "strongswan" => Ok(DutKind::Strongswan),
+            "external" => Ok(DutKind::External),
             other => Err(format!(
-                "unknown device under test '{other}' (none, xipsec-ike, xipsec-manual, strongswan)"
+                "unknown device under test '{other}' (none, forwarder, xipsec-ike, xipsec-manual, strongswan, external)"
             )),
         }
     }
@@ -88,7 +111,39 @@ pub fn parse_duts(text: &str) -> Result<Vec<DutKind>, String> {
     Ok(duts)
 }
 
-/// Where the xipsec binaries are.
+/// xipsecd's data plane (`[dataplane] backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DataplaneBackend {
+    /// TUN and UDP/raw sockets.
+    #[default]
+    Portable,
+    /// AF_XDP workers on the gateway's interfaces.
+    Afxdp,
+}
+
+impl DataplaneBackend {
+    /// Its name in xipsecd's configuration and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataplaneBackend::Portable => "portable",
+            DataplaneBackend::Afxdp => "afxdp",
+        }
+    }
+}
+
+impl FromStr for DataplaneBackend {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<DataplaneBackend, String> {
+        match text.trim() {
+            "portable" => Ok(DataplaneBackend::Portable),
+            "afxdp" => Ok(DataplaneBackend::Afxdp),
+            other => Err(format!("unknown data plane '{other}' (portable, afxdp)")),
+        }
+    }
+}
+
+/// Where the xipsec binaries are, and how the devices are set up.
 #[derive(Clone, Debug)]
 pub struct Binaries {
     /// `xipsecd`.
@@ -97,6 +152,10 @@ pub struct Binaries {
     pub xipsecctl: PathBuf,
     /// Print `xipsecctl list-sas` of gateway A once its tunnel is up (the demo shows it).
     pub show_sas: bool,
+    /// xipsecd's data plane.
+    pub dataplane: DataplaneBackend,
+    /// This program, for `xipsec-bench forwarder` [default: the running executable].
+    pub forwarder: PathBuf,
 }
 
 /// A process started with `ip netns exec`, which execs it: the child's pid is the program's.
@@ -138,6 +197,12 @@ impl Daemon {
 
     fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log_has_line(&self, line: &str) -> bool {
+        std::fs::read_to_string(&self.log)
+            .map(|text| text.lines().any(|l| l.trim() == line))
+            .unwrap_or(false)
     }
 
     fn log_tail(&self, lines: usize) -> String {
@@ -214,30 +279,122 @@ impl RunningDut {
     }
 }
 
-/// Starts `kind` on the gateways of `topology` and waits until it forwards (for IPsec: until
-/// both sides have the Child SA installed).
+/// Starts `kind` on `gateways` (gateway A first; none for an external device) and waits until
+/// it forwards (for IPsec: until every gateway has its Child SA installed).
 pub fn start(
     kind: DutKind,
-    topology: &Topology,
+    gateways: &[Gateway<'_>],
     binaries: &Binaries,
     stop: &StopFlag,
 ) -> Result<RunningDut, String> {
+    let nothing = |encapsulation| RunningDut {
+        kind,
+        encapsulation,
+        daemons: Vec::new(),
+        charons: Vec::new(),
+        _dir: None,
+    };
     match kind {
         DutKind::None => {
-            topology.gw_a.ip(&["route", "add", NET_B, "via", WAN_B]);
-            topology.gw_b.ip(&["route", "add", NET_A, "via", WAN_A]);
-            Ok(RunningDut {
-                kind,
-                encapsulation: Encapsulation::Plain,
-                daemons: Vec::new(),
-                charons: Vec::new(),
-                _dir: None,
-            })
+            for gw in gateways {
+                gw.netns
+                    .ip(&["route", "add", gw.remote_net, "via", gw.remote_wan]);
+            }
+            Ok(nothing(Encapsulation::Plain))
         }
-        DutKind::XipsecIke => start_xipsec(topology, binaries, stop, false),
-        DutKind::XipsecManual => start_xipsec(topology, binaries, stop, true),
-        DutKind::Strongswan => start_strongswan(topology, stop),
+        DutKind::External => Ok(nothing(Encapsulation::Plain)),
+        DutKind::Forwarder => start_forwarders(gateways, binaries, stop),
+        DutKind::XipsecIke => start_xipsec(gateways, binaries, stop, false),
+        DutKind::XipsecManual => start_xipsec(gateways, binaries, stop, true),
+        DutKind::Strongswan => start_strongswan(gateways, stop),
     }
+}
+
+/// The arguments of `xipsec-bench forwarder` on a gateway whose `lan` leads to
+/// `lan_next_hop` and `local_net`, and whose `wan` to `wan_next_hop` and `remote_net`.
+pub fn forwarder_args(
+    lan_next_hop: Mac,
+    wan_next_hop: Mac,
+    local_net: &str,
+    remote_net: &str,
+) -> Vec<String> {
+    [
+        "forwarder",
+        "--lan",
+        "lan",
+        "--wan",
+        "wan",
+        "--lan-next-hop",
+        &lan_next_hop.to_string(),
+        "--wan-next-hop",
+        &wan_next_hop.to_string(),
+        "--lan-net",
+        local_net,
+        "--wan-net",
+        remote_net,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn start_forwarders(
+    gateways: &[Gateway<'_>],
+    binaries: &Binaries,
+    stop: &StopFlag,
+) -> Result<RunningDut, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("xipsec-bench-")
+        .tempdir()
+        .map_err(|e| format!("a scratch directory: {e}"))?;
+    let mut dut = RunningDut {
+        kind: DutKind::Forwarder,
+        encapsulation: Encapsulation::Plain,
+        daemons: Vec::new(),
+        charons: Vec::new(),
+        _dir: None,
+    };
+    for (i, gw) in gateways.iter().enumerate() {
+        let args = forwarder_args(
+            gw.lan_next_hop,
+            gw.wan_next_hop,
+            gw.local_net,
+            gw.remote_net,
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dut.daemons.push(Daemon::start(
+            gw.netns,
+            &binaries.forwarder,
+            &args,
+            dir.path().join(format!("forwarder-{i}.log")),
+        )?);
+    }
+    let deadline = Instant::now() + FORWARDER_TIMEOUT;
+    for i in 0..dut.daemons.len() {
+        while !dut.daemons[i].log_has_line("ready") {
+            dut.check_alive()?;
+            if stop.is_set() {
+                return Err("interrupted".to_owned());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the forwarder was not ready within {FORWARDER_TIMEOUT:?}; its log ends:\n{}",
+                    dut.daemons[i].log_tail(20)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    dut._dir = Some(dir);
+    Ok(dut)
+}
+
+/// The `[dataplane]` section xipsecd gets: the backend, the gateway's two interfaces, one
+/// worker (one core per gateway on a small machine).
+pub fn dataplane_section(backend: DataplaneBackend) -> String {
+    format!(
+        "[dataplane]\nbackend = \"{}\"\ninterfaces = [\"lan\", \"wan\"]\nworkers = 1\n",
+        backend.name()
+    )
 }
 
 /// The configuration of one xipsecd gateway.
@@ -247,13 +404,16 @@ pub fn xipsec_config(
     local_net: &str,
     remote_net: &str,
     initiate: bool,
+    backend: DataplaneBackend,
 ) -> String {
     let start = if initiate { "start" } else { "none" };
+    let dataplane = dataplane_section(backend);
     format!(
         r#"# Written by xipsec-bench.
 [daemon]
 listen = ["{local}"]
 
+{dataplane}
 [[connection]]
 name = "bench"
 local_addrs = ["{local}"]
@@ -276,12 +436,6 @@ ike_proposals = ["aes128gcm16-prfsha256-x25519"]
     )
 }
 
-/// The SPI and key (AES-128 key then salt, 20 bytes) of the SA from gateway A to B, and of the
-/// one from B to A. Fixed: the benchmark's traffic is synthetic and never leaves the machine.
-const MANUAL_A_TO_B: (u32, &str) = (0x0000_b001, "000102030405060708090a0b0c0d0e0f10111213");
-/// See [`MANUAL_A_TO_B`].
-const MANUAL_B_TO_A: (u32, &str) = (0x0000_b002, "202122232425262728292a2b2c2d2e2f30313233");
-
 /// The configuration of one xipsecd gateway with manual SAs: `out` encrypts toward the peer,
 /// `inbound` decrypts from it.
 pub fn xipsec_manual_config(
@@ -291,6 +445,7 @@ pub fn xipsec_manual_config(
     remote_net: &str,
     out: (u32, &str),
     inbound: (u32, &str),
+    backend: DataplaneBackend,
 ) -> String {
     let sa = |name: &str, direction: &str, (spi, key): (u32, &str)| {
         format!(
@@ -309,7 +464,8 @@ remote_ts = ["{remote_net}"]
         )
     };
     format!(
-        "# Written by xipsec-bench.\n[daemon]\nlisten = [\"{local}\"]\n{}{}",
+        "# Written by xipsec-bench.\n[daemon]\nlisten = [\"{local}\"]\n\n{}{}{}",
+        dataplane_section(backend),
         sa("out", "out", out),
         sa("in", "in", inbound)
     )
@@ -349,19 +505,36 @@ fn status_ok(binaries: &Binaries, socket: &Path) -> Result<(), String> {
     }
 }
 
-/// The configurations of gateway A and gateway B: IKE (A initiates) or manual SAs.
-pub fn gateway_configs(manual: bool) -> (String, String) {
-    if manual {
-        (
-            xipsec_manual_config(WAN_A, WAN_B, NET_A, NET_B, MANUAL_A_TO_B, MANUAL_B_TO_A),
-            xipsec_manual_config(WAN_B, WAN_A, NET_B, NET_A, MANUAL_B_TO_A, MANUAL_A_TO_B),
-        )
+/// The configuration of `gw`: IKE (gateway A initiates) or manual SAs.
+pub fn gateway_config(gw: &Gateway<'_>, manual: bool, backend: DataplaneBackend) -> String {
+    gateway_config_for(gw.local_wan, manual, backend)
+}
+
+fn gateway_config_for(local_wan: &str, manual: bool, backend: DataplaneBackend) -> String {
+    let a = local_wan == WAN_A;
+    let (local, remote, local_net, remote_net) = if a {
+        (WAN_A, WAN_B, NET_A, NET_B)
     } else {
-        (
-            xipsec_config(WAN_A, WAN_B, NET_A, NET_B, true),
-            xipsec_config(WAN_B, WAN_A, NET_B, NET_A, false),
-        )
+        (WAN_B, WAN_A, NET_B, NET_A)
+    };
+    if manual {
+        let (out, inbound) = if a {
+            (A_TO_B, B_TO_A)
+        } else {
+            (B_TO_A, A_TO_B)
+        };
+        xipsec_manual_config(local, remote, local_net, remote_net, out, inbound, backend)
+    } else {
+        xipsec_config(local, remote, local_net, remote_net, a, backend)
     }
+}
+
+/// The configurations of gateway A and gateway B: IKE (A initiates) or manual SAs.
+pub fn gateway_configs(manual: bool, backend: DataplaneBackend) -> (String, String) {
+    (
+        gateway_config_for(WAN_A, manual, backend),
+        gateway_config_for(WAN_B, manual, backend),
+    )
 }
 
 /// What `xipsecctl --json list-sas` says about the Child SA: `Some(udp_encap)` once one is
@@ -392,7 +565,7 @@ fn list_sas(binaries: &Binaries, socket: &Path) -> Result<serde_json::Value, Str
 }
 
 fn start_xipsec(
-    topology: &Topology,
+    gateways: &[Gateway<'_>],
     binaries: &Binaries,
     stop: &StopFlag,
     manual: bool,
@@ -411,12 +584,11 @@ fn start_xipsec(
         .map_err(|e| format!("a scratch directory: {e}"))?;
     let mut daemons = Vec::new();
     let mut sockets = Vec::new();
-    let (config_a, config_b) = gateway_configs(manual);
     // B (the responder) first, so that A's first IKE_SA_INIT finds it listening.
-    for (name, netns, text) in [
-        ("b", &topology.gw_b, config_b),
-        ("a", &topology.gw_a, config_a),
-    ] {
+    for (i, gw) in gateways.iter().enumerate().rev() {
+        let name = if i == 0 { "a" } else { "b" };
+        let netns = gw.netns;
+        let text = gateway_config(gw, manual, binaries.dataplane);
         let conf = dir.path().join(format!("{name}.toml"));
         std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
         let socket = dir.path().join(format!("{name}.sock"));
@@ -493,7 +665,7 @@ fn start_xipsec(
     Ok(dut)
 }
 
-fn start_strongswan(topology: &Topology, stop: &StopFlag) -> Result<RunningDut, String> {
+fn start_strongswan(gateways: &[Gateway<'_>], stop: &StopFlag) -> Result<RunningDut, String> {
     let missing: Vec<&str> = xipsec_testkit::Need::STRONGSWAN
         .iter()
         .filter(|need| !need.present())
@@ -507,29 +679,17 @@ fn start_strongswan(topology: &Topology, stop: &StopFlag) -> Result<RunningDut, 
         .tempdir()
         .map_err(|e| format!("a scratch directory: {e}"))?;
     let mut charons = Vec::new();
-    for (netns, local, remote, local_net, remote_net, start) in [
-        (
-            &topology.gw_b,
-            WAN_B,
-            WAN_A,
-            NET_B,
-            NET_A,
-            StartAction::None,
-        ),
-        (
-            &topology.gw_a,
-            WAN_A,
-            WAN_B,
-            NET_A,
-            NET_B,
-            StartAction::Start,
-        ),
-    ] {
-        let mut conf = CharonConfig::new(local, remote, Auth::Psk(PSK.to_owned()));
-        conf.local_ts = vec![local_net.to_owned()];
-        conf.remote_ts = vec![remote_net.to_owned()];
-        conf.start_action = start;
-        charons.push(Charon::start(netns, dir.path(), &conf)?);
+    // B (the responder) first.
+    for gw in gateways.iter().rev() {
+        let mut conf = CharonConfig::new(gw.local_wan, gw.remote_wan, Auth::Psk(PSK.to_owned()));
+        conf.local_ts = vec![gw.local_net.to_owned()];
+        conf.remote_ts = vec![gw.remote_net.to_owned()];
+        conf.start_action = if gw.initiator {
+            StartAction::Start
+        } else {
+            StartAction::None
+        };
+        charons.push(Charon::start(gw.netns, dir.path(), &conf)?);
     }
     let deadline = Instant::now() + UP_TIMEOUT;
     for charon in &charons {
@@ -575,14 +735,34 @@ mod tests {
         );
         for dut in [
             DutKind::None,
+            DutKind::Forwarder,
             DutKind::XipsecIke,
             DutKind::XipsecManual,
             DutKind::Strongswan,
+            DutKind::External,
         ] {
             assert_eq!(dut.name().parse::<DutKind>().unwrap(), dut);
         }
         assert!(parse_duts("xipsec").unwrap_err().contains("xipsec-ike"));
         assert!(parse_duts("none,").is_err());
+    }
+
+    #[test]
+    fn every_xipsecd_config_names_its_data_plane_and_the_gateways_interfaces() {
+        for backend in [DataplaneBackend::Portable, DataplaneBackend::Afxdp] {
+            for manual in [false, true] {
+                let (a, b) = gateway_configs(manual, backend);
+                for text in [a, b] {
+                    let expected = format!(
+                        "[dataplane]\nbackend = \"{}\"\ninterfaces = [\"lan\", \"wan\"]\nworkers = 1\n",
+                        backend.name()
+                    );
+                    assert!(text.contains(&expected), "{text}");
+                }
+            }
+        }
+        assert_eq!("afxdp".parse(), Ok(DataplaneBackend::Afxdp));
+        assert!("xdp".parse::<DataplaneBackend>().is_err());
     }
 
     #[test]

@@ -2,98 +2,75 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 
-use xipsec_bench::dut::{parse_duts, Binaries, DutKind};
-use xipsec_bench::rate::{parse_rates, Rate};
+use xipsec_bench::cli::{Cli, Command, ForwarderArgs, RunArgs};
+use xipsec_bench::dut::Binaries;
+use xipsec_bench::mac::link_mac;
+use xipsec_bench::plan::IoKind;
 use xipsec_bench::report::table;
 use xipsec_bench::runner::{run_all, BenchConfig};
-use xipsec_bench::size::{parse_sizes, PacketSize};
-use xipsec_bench::{cli, plot, stop, StopFlag};
-
-const AFTER_HELP: &str = "\
-The generator and sink are UDP sockets (sendmmsg/recvmmsg) in network namespaces; AF_XDP and
-AF_PACKET generators, real interfaces (--tx-iface/--rx-iface) and external devices are later
-steps. Sizes are inner IPv4 packet lengths. Needs root. Exit status: 0 all runs done,
-1 a device failed or a file could not be written, 2 usage error, 3 not root or no `ip`.
-Documentation: docs/bench.md.";
-
-#[derive(Parser, Debug)]
-#[command(name = "xipsec-bench", version, about = "Benchmark harness for IPsec gateways: throughput, loss, latency, CPU", after_help = AFTER_HELP)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Build the topology, start each device under test, send and measure.
-    #[command(after_help = AFTER_HELP)]
-    Run(RunArgs),
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum TopologyKind {
-    /// generator host → gateway A → gateway B → sink host, four namespaces.
-    E2e,
-}
-
-#[derive(clap::Args, Debug)]
-struct RunArgs {
-    /// The topology.
-    #[arg(long, value_enum, default_value = "e2e")]
-    topology: TopologyKind,
-    /// Devices under test, comma-separated: none (kernel forwarding, the I/O ceiling),
-    /// xipsec-ike (two xipsecd, IKEv2 PSK, AES-128-GCM), xipsec-manual (two xipsecd, static SAs),
-    /// strongswan (charon, kernel-libipsec).
-    #[arg(long, default_value = "none,xipsec-ike", value_parser = parse_duts)]
-    dut: Duts,
-    /// Inner packet sizes, comma-separated: 64..=1400 or imix (7:4:1 of 64/570/1400).
-    #[arg(long, default_value = "64,128,512,1400,imix", value_parser = parse_sizes)]
-    sizes: Sizes,
-    /// Offered rate: max, or e.g. 100kpps, 1mpps, 500mbps, 1gbps (inner bits); a comma-separated
-    /// list is a sweep.
-    #[arg(long, default_value = "max", value_parser = parse_rates)]
-    rate: Rates,
-    /// How long each run sends: 3s, 500ms, 1m.
-    #[arg(long, default_value = "3s", value_parser = cli::parse_duration)]
-    duration: Duration,
-    /// Write the results as JSON (docs/bench.md has the schema).
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Draw throughput against packet size, one line per device, as SVG.
-    #[arg(long, value_name = "FILE.svg")]
-    plot: Option<PathBuf>,
-    /// The xipsecd binary [default: next to xipsec-bench].
-    #[arg(long, value_name = "PATH")]
-    xipsecd: Option<PathBuf>,
-    /// The xipsecctl binary [default: next to xipsecd].
-    #[arg(long, value_name = "PATH")]
-    xipsecctl: Option<PathBuf>,
-    /// No live progress line.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Show `xipsecctl list-sas` of gateway A once an xipsec tunnel is up.
-    #[arg(long)]
-    show_sas: bool,
-}
-
-// Aliases, so that clap takes each list as one value parsed by its function rather than as a
-// repeated option.
-type Duts = Vec<DutKind>;
-type Sizes = Vec<PacketSize>;
-type Rates = Vec<Rate>;
+use xipsec_bench::topology::TopologyKind;
+use xipsec_bench::{forwarder, plot, stop, xsk_io, StopFlag};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
     // SAFETY: geteuid takes no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("xipsec-bench: needs root (it creates network namespaces and veths, and starts the gateways' daemons); run it with sudo");
-        return ExitCode::from(3);
+    let root = unsafe { libc::geteuid() } == 0;
+    match cli.command {
+        Command::Run(args) => {
+            if !root {
+                eprintln!("xipsec-bench: needs root (it creates network namespaces and veths, and starts the gateways' daemons); run it with sudo");
+                return ExitCode::from(3);
+            }
+            run(&args)
+        }
+        Command::Forwarder(args) => {
+            if !root {
+                eprintln!("xipsec-bench forwarder: needs root (XDP programs and AF_XDP sockets)");
+                return ExitCode::from(3);
+            }
+            run_forwarder(&args)
+        }
     }
+}
+
+/// The I/O to use: as asked, or AF_XDP where the classifier loads; said on stderr either way.
+fn choose_io(asked: Option<IoKind>, topology: TopologyKind) -> IoKind {
+    if let Some(io) = asked {
+        eprintln!("xipsec-bench: --io {io} ({})", io.generator());
+        return io;
+    }
+    match xsk_io::classifier_loads() {
+        Ok(()) => {
+            eprintln!("xipsec-bench: --io xdp (af-xdp: the XDP classifier loads here)");
+            IoKind::Xdp
+        }
+        Err(why) => {
+            let io = if topology == TopologyKind::External {
+                IoKind::Packet
+            } else {
+                IoKind::Socket
+            };
+            eprintln!(
+                "xipsec-bench: --io {io} ({}): AF_XDP is unavailable, the XDP classifier does not load: {why}",
+                io.generator()
+            );
+            io
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let checked = match args.check() {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("xipsec-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if xipsec_testkit::process::find_tool("ip").is_none() {
         eprintln!("xipsec-bench: needs iproute2's `ip`");
         return ExitCode::from(3);
@@ -108,8 +85,13 @@ fn main() -> ExitCode {
         .xipsecctl
         .clone()
         .unwrap_or_else(|| xipsecd.with_file_name("xipsecctl"));
+    let forwarder = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xipsec-bench"));
+    let io = choose_io(checked.io, checked.topology);
     let config = BenchConfig {
-        duts: args.dut.clone(),
+        topology: checked.topology,
+        io,
+        external: checked.external,
+        duts: checked.duts,
         sizes: args.sizes.clone(),
         rates: args.rate.clone(),
         duration: args.duration,
@@ -117,10 +99,11 @@ fn main() -> ExitCode {
             xipsecd,
             xipsecctl,
             show_sas: args.show_sas,
+            dataplane: checked.dataplane,
+            forwarder,
         },
         progress: !args.quiet,
     };
-    let TopologyKind::E2e = args.topology;
     if let Err(e) = stop::install_handlers() {
         eprintln!("xipsec-bench: installing the Ctrl-C handler: {e}");
         return ExitCode::from(1);
@@ -147,4 +130,55 @@ fn main() -> ExitCode {
         }
     }
     status
+}
+
+/// The stop flag the forwarder's loop reads: set from the signal flag by a watcher thread, so
+/// the loop reads one atomic of its own.
+static FORWARDER_STOP: AtomicBool = AtomicBool::new(false);
+
+fn run_forwarder(args: &ForwarderArgs) -> ExitCode {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("xipsec-bench forwarder: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = stop::install_handlers() {
+        eprintln!("xipsec-bench forwarder: installing the SIGTERM handler: {e}");
+        return ExitCode::from(1);
+    }
+    let macs = link_mac(None, &config.lan.interface)
+        .and_then(|lan| Ok((lan, link_mac(None, &config.wan.interface)?)));
+    let (lan_mac, wan_mac) = match macs {
+        Ok(macs) => macs,
+        Err(e) => {
+            eprintln!("xipsec-bench forwarder: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    std::thread::spawn(|| {
+        let signalled = StopFlag::global();
+        while !signalled.is_set() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        FORWARDER_STOP.store(true, Ordering::Relaxed);
+    });
+    match forwarder::run(&config, lan_mac, wan_mac, &FORWARDER_STOP) {
+        Ok(report) => {
+            let cpu = report.cpu_ns as f64 / 1e9;
+            let total = report.lan_to_wan.forwarded + report.wan_to_lan.forwarded;
+            eprintln!(
+                "xipsec-bench forwarder: lan→wan {:?}, wan→lan {:?}, thread CPU {cpu:.3} s, {:.0} packets per CPU-second",
+                report.lan_to_wan,
+                report.wan_to_lan,
+                if cpu > 0.0 { total as f64 / cpu } else { 0.0 }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xipsec-bench forwarder: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! UDP sockets for the generator and the sink, and batched sending and receiving with
-//! sendmmsg(2) and recvmmsg(2) over buffers allocated once.
+//! sendmmsg(2) and recvmmsg(2) over buffers allocated once (for UDP, AF_PACKET and raw IP
+//! sockets alike).
 
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::SocketAddrV4;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// Datagrams per sendmmsg/recvmmsg call.
@@ -122,6 +123,8 @@ pub struct Batch {
     bufs: Box<[[u8; BUF_LEN]]>,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+    /// Where every message goes when the socket is not connected (AF_PACKET).
+    link: Box<libc::sockaddr_ll>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -161,7 +164,36 @@ impl Batch {
                 msg
             })
             .collect();
-        Batch { bufs, iovs, msgs }
+        // SAFETY: sockaddr_ll is plain integers; zero is valid.
+        let link = Box::new(unsafe { zeroed::<libc::sockaddr_ll>() });
+        Batch {
+            bufs,
+            iovs,
+            msgs,
+            link,
+        }
+    }
+
+    /// Sends every message to interface `ifindex` with Ethernet protocol `protocol` (host
+    /// order): for an AF_PACKET socket bound without a protocol, which then receives nothing.
+    pub fn set_link_destination(&mut self, ifindex: i32, protocol: u16) {
+        self.link.sll_family = libc::AF_PACKET as libc::sa_family_t;
+        self.link.sll_ifindex = ifindex;
+        self.link.sll_protocol = protocol.to_be();
+        let name: *mut libc::sockaddr_ll = &mut *self.link;
+        for msg in self.msgs.iter_mut() {
+            msg.msg_hdr.msg_name = name.cast();
+            msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        }
+    }
+
+    /// Sends `len` bytes of buffer `i` starting at `start` (a packet built behind headroom).
+    #[inline]
+    pub fn set_window(&mut self, i: usize, start: usize, len: usize) {
+        let start = start.min(BUF_LEN);
+        let buf = &mut self.bufs[i][start..];
+        self.iovs[i].iov_base = buf.as_mut_ptr().cast();
+        self.iovs[i].iov_len = len.min(buf.len());
     }
 
     /// Buffer `i`, to fill before sending.
@@ -170,17 +202,18 @@ impl Batch {
         &mut self.bufs[i]
     }
 
-    /// Sets how many bytes of buffer `i` are sent.
+    /// Sets how many bytes of buffer `i` are sent, from its start.
     #[inline]
     pub fn set_len(&mut self, i: usize, len: usize) {
-        self.iovs[i].iov_len = len.min(BUF_LEN);
+        self.set_window(i, 0, len);
     }
 
     /// Sends the first `n` datagrams on the connected socket `fd`; returns how many went.
-    pub fn send(&mut self, fd: &OwnedFd, n: usize) -> io::Result<usize> {
+    pub fn send(&mut self, fd: impl AsFd, n: usize) -> io::Result<usize> {
         let n = n.min(BATCH);
+        let fd = fd.as_fd().as_raw_fd();
         // SAFETY: the first n headers point at live iovecs and buffers owned by self.
-        let ret = unsafe { libc::sendmmsg(fd.as_raw_fd(), self.msgs.as_mut_ptr(), n as u32, 0) };
+        let ret = unsafe { libc::sendmmsg(fd, self.msgs.as_mut_ptr(), n as u32, 0) };
         if ret < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -189,15 +222,17 @@ impl Batch {
 
     /// Receives up to [`BATCH`] datagrams, waiting (up to the socket's timeout) for the first;
     /// returns how many arrived. Their lengths are [`Batch::received`].
-    pub fn recv(&mut self, fd: &OwnedFd) -> io::Result<usize> {
-        for iov in self.iovs.iter_mut() {
+    pub fn recv(&mut self, fd: impl AsFd) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
+        for (iov, buf) in self.iovs.iter_mut().zip(self.bufs.iter_mut()) {
+            iov.iov_base = buf.as_mut_ptr().cast();
             iov.iov_len = BUF_LEN;
         }
         // SAFETY: every header points at a live iovec and buffer owned by self; no timeout
         // pointer.
         let ret = unsafe {
             libc::recvmmsg(
-                fd.as_raw_fd(),
+                fd,
                 self.msgs.as_mut_ptr(),
                 BATCH as u32,
                 libc::MSG_WAITFORONE,
@@ -215,6 +250,14 @@ impl Batch {
     pub fn received(&self, i: usize) -> &[u8] {
         let len = (self.msgs[i].msg_len as usize).min(BUF_LEN);
         &self.bufs[i][..len]
+    }
+
+    /// Buffer `i` of the last [`Batch::recv`], writable (to decrypt in place), and the length
+    /// received into it.
+    #[inline]
+    pub fn received_mut(&mut self, i: usize) -> (&mut [u8; BUF_LEN], usize) {
+        let len = (self.msgs[i].msg_len as usize).min(BUF_LEN);
+        (&mut self.bufs[i], len)
     }
 }
 

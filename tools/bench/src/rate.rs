@@ -155,6 +155,13 @@ impl TokenBucket {
         allowed
     }
 
+    /// Returns the tokens of `packets` taken but not sent (a full ring); never beyond the
+    /// burst.
+    pub fn give_back(&mut self, packets: u32) {
+        let one = NANO * 1000;
+        self.tokens = (self.tokens + u128::from(packets) * one).min(self.capacity);
+    }
+
     /// Nanoseconds until one more packet may go (0 if it may go now).
     pub fn wait_ns(&self) -> u64 {
         let one = NANO * 1000;
@@ -231,6 +238,16 @@ mod tests {
         assert_eq!(bucket.take(0, 1000), 0);
         // One second idle would be worth a million packets; the burst caps it.
         assert_eq!(bucket.take(1_000_000_000, 1000), 64);
+    }
+
+    #[test]
+    fn tokens_given_back_go_again_but_never_beyond_the_burst() {
+        let mut bucket = TokenBucket::new(1000.0, 10, 0);
+        assert_eq!(bucket.take(0, 10), 10);
+        bucket.give_back(4);
+        assert_eq!(bucket.take(0, 10), 4);
+        bucket.give_back(1000);
+        assert_eq!(bucket.take(0, 100), 10);
     }
 
     #[test]

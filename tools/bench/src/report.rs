@@ -41,6 +41,7 @@ pub const RUN_FIELDS: &[&str] = &[
     "duplicates",
     "reordered",
     "foreign",
+    "esp_dropped",
     "send_errors",
     "tx_pps",
     "rx_pps",
@@ -49,7 +50,10 @@ pub const RUN_FIELDS: &[&str] = &[
     "wire_bytes_per_packet",
     "latency",
     "dut_cpu_s",
+    "dut_packets_per_cpu_s",
     "softirq_cpu_s",
+    "generator_cpu_s",
+    "sink_cpu_s",
 ];
 
 /// Every field of a [`Percentiles`] (the `latency` object).
@@ -77,9 +81,9 @@ pub struct Report {
     pub version: String,
     /// Seconds since 1970 when the first run started.
     pub started_unix_s: u64,
-    /// `"e2e"`.
+    /// `"e2e"`, `"encrypt"`, `"decrypt"` or `"external"`.
     pub topology: String,
-    /// How packets were made: `"udp-socket"` (sendmmsg/recvmmsg).
+    /// How packets were made and received: `"af-xdp"`, `"af-packet"` or `"udp-socket"`.
     pub generator: String,
     /// Where.
     pub host: Host,
@@ -121,6 +125,8 @@ pub struct RunResult {
     pub reordered: u64,
     /// Datagrams at the sink that were not this run's probes.
     pub foreign: u64,
+    /// ESP packets the sink could not decrypt (0 when it decrypts nothing).
+    pub esp_dropped: u64,
     /// Packets the generator's socket refused (ENOBUFS and the like); not in `sent`.
     pub send_errors: u64,
     /// `sent / duration_s`.
@@ -138,8 +144,15 @@ pub struct RunResult {
     /// CPU seconds (user + system) of the device's processes during the run; `null` when it
     /// has none (kernel forwarding).
     pub dut_cpu_s: Option<f64>,
+    /// `received / dut_cpu_s`: packets per CPU-second of the device's processes; `null` when
+    /// it has none or used no measurable time.
+    pub dut_packets_per_cpu_s: Option<f64>,
     /// Softirq CPU seconds of the whole host during the run (forwarding, veth, TUN).
     pub softirq_cpu_s: f64,
+    /// CPU seconds of the generator's thread.
+    pub generator_cpu_s: f64,
+    /// CPU seconds of the sink's thread.
+    pub sink_cpu_s: f64,
 }
 
 /// Counts and times of one run, before the rates are derived.
@@ -170,11 +183,17 @@ pub struct RunInput {
     /// Sink.
     pub foreign: u64,
     /// Sink.
+    pub esp_dropped: u64,
+    /// Sink.
     pub latency: Option<Percentiles>,
     /// See [`RunResult::dut_cpu_s`].
     pub dut_cpu_s: Option<f64>,
     /// See [`RunResult::softirq_cpu_s`].
     pub softirq_cpu_s: f64,
+    /// See [`RunResult::generator_cpu_s`].
+    pub generator_cpu_s: f64,
+    /// See [`RunResult::sink_cpu_s`].
+    pub sink_cpu_s: f64,
 }
 
 impl RunResult {
@@ -206,6 +225,7 @@ impl RunResult {
             duplicates: input.duplicates,
             reordered: input.reordered,
             foreign: input.foreign,
+            esp_dropped: input.esp_dropped,
             send_errors: input.send_errors,
             tx_pps: input.sent as f64 / seconds,
             rx_pps,
@@ -214,8 +234,15 @@ impl RunResult {
             wire_bytes_per_packet: wire,
             latency: input.latency,
             dut_cpu_s: input.dut_cpu_s.map(|s| (s * 100.0).round() / 100.0),
+            dut_packets_per_cpu_s: input
+                .dut_cpu_s
+                .filter(|&s| s > 0.0)
+                .map(|s| (input.received as f64 / s).round()),
             // /proc counts in ticks of 10 ms: more digits would be noise.
             softirq_cpu_s: (input.softirq_cpu_s * 100.0).round() / 100.0,
+            // The threads' own clocks count nanoseconds.
+            generator_cpu_s: (input.generator_cpu_s * 1e4).round() / 1e4,
+            sink_cpu_s: (input.sink_cpu_s * 1e4).round() / 1e4,
         }
     }
 }
@@ -237,7 +264,10 @@ pub fn table(runs: &[RunResult]) -> String {
         "p99 µs",
         "p99.9 µs",
         "dut cpu s",
+        "dut kpkt/cpu-s",
         "softirq s",
+        "gen cpu s",
+        "sink cpu s",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for run in runs {
@@ -262,7 +292,11 @@ pub fn table(runs: &[RunResult]) -> String {
             lat(|p| p.p999_us),
             run.dut_cpu_s
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+            run.dut_packets_per_cpu_s
+                .map_or_else(|| "-".to_owned(), |p| format!("{:.1}", p / 1e3)),
             format!("{:.2}", run.softirq_cpu_s),
+            format!("{:.2}", run.generator_cpu_s),
+            format!("{:.2}", run.sink_cpu_s),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -310,6 +344,7 @@ mod tests {
             duplicates: 2,
             reordered: 5,
             foreign: 1,
+            esp_dropped: 0,
             latency: Some(Percentiles {
                 min_us: 1.0,
                 p50_us: 2.0,
@@ -321,6 +356,8 @@ mod tests {
             }),
             dut_cpu_s: Some(1.5),
             softirq_cpu_s: 0.25,
+            generator_cpu_s: 1.25,
+            sink_cpu_s: 0.5,
         })
     }
 
@@ -335,6 +372,9 @@ mod tests {
         assert!((run.rx_inner_gbps - 0.0036).abs() < 1e-12);
         // 1000 + 38 bytes framing, 450 pps.
         assert!((run.rx_wire_gbps - 450.0 * 1038.0 * 8.0 / 1e9).abs() < 1e-12);
+        // 900 packets over 1.5 s of the device's CPU.
+        assert_eq!(run.dut_packets_per_cpu_s, Some(600.0));
+        assert_eq!((run.generator_cpu_s, run.sink_cpu_s), (1.25, 0.5));
     }
 
     #[test]
@@ -352,10 +392,14 @@ mod tests {
             duplicates: 0,
             reordered: 0,
             foreign: 0,
+            esp_dropped: 0,
             latency: None,
             dut_cpu_s: None,
             softirq_cpu_s: 0.0,
+            generator_cpu_s: 0.0,
+            sink_cpu_s: 0.0,
         });
+        assert_eq!(run.dut_packets_per_cpu_s, None);
         assert_eq!((run.lost, run.loss_ratio, run.tx_pps), (0, 0.0, 0.0));
         assert!(run.rx_wire_gbps.is_finite());
     }

@@ -1,31 +1,41 @@
-//! Runs the benchmark: per device under test a fresh e2e topology, the device started on its
-//! gateways, a short warm-up that proves packets cross, then one measured run per size × rate.
+//! Runs the benchmark: per device under test a fresh topology (or the real interfaces), the
+//! device started on its gateways, a short warm-up that proves packets cross, then one measured
+//! run per size × rate.
 
 use std::io::{IsTerminal, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use xipsec_testkit::netns::Topology;
+use xipsec_testkit::netns::Netns;
 
+use crate::cli::External;
 use crate::clock::now_ns;
 use crate::cpu;
-use crate::dut::{self, Binaries, DutKind, RunningDut, WAN_A, WAN_B};
-use crate::generator::{generate, GenConfig, Live};
-use crate::net::udp_socket;
+use crate::dut::{self, Binaries, DutKind, RunningDut};
+use crate::generator::{generate_with, GenConfig, GenResult, Live};
+use crate::mac;
+use crate::plan::{self, in_place, open_rx, open_tx, Ends, IoKind, Sides};
 use crate::rate::Rate;
 use crate::report::{Host, Report, RunInput, RunResult, SCHEMA_VERSION};
-use crate::sink::{receive, Tally};
+use crate::sink::{receive_with, Tally};
 use crate::size::PacketSize;
+use crate::topology::{Topology, TopologyKind};
+use crate::wire::Encapsulation;
+use crate::xsk_io;
 use crate::StopFlag;
 
-/// The sink's UDP port.
-pub const SINK_PORT: u16 = 47001;
+pub use crate::plan::SINK_PORT;
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
+    /// The topology.
+    pub topology: TopologyKind,
+    /// How the generator and the sink move packets.
+    pub io: IoKind,
+    /// The real interfaces, for [`TopologyKind::External`].
+    pub external: Option<External>,
     /// Devices under test, in order.
     pub duts: Vec<DutKind>,
     /// Sizes, in order.
@@ -34,7 +44,7 @@ pub struct BenchConfig {
     pub rates: Vec<Rate>,
     /// How long each run sends.
     pub duration: Duration,
-    /// Where xipsecd and xipsecctl are.
+    /// Where xipsecd and xipsecctl are, and how the devices are set up.
     pub binaries: Binaries,
     /// Print the live progress line on stderr.
     pub progress: bool,
@@ -57,6 +67,42 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "a panic".to_owned())
 }
 
+/// The generator's and the sink's sides of a run and the namespaces they run in (`None`: the
+/// current one).
+#[derive(Debug)]
+pub struct Placed<'a> {
+    /// Which sockets.
+    pub sides: Sides,
+    /// Where the generator runs.
+    pub tx_netns: Option<&'a Netns>,
+    /// Where the sink runs.
+    pub rx_netns: Option<&'a Netns>,
+    /// The sequence number the generator's next sealed probe gets: the gateway's replay
+    /// window remembers every run's, the warm-up's too.
+    pub esp_next: AtomicU64,
+}
+
+/// The generator's and the sink's addresses on real interfaces: MAC addresses from the
+/// interface and the neighbour table (or `--tx-dst-mac`), queues from sysfs.
+pub fn external_sides(io: IoKind, external: &External) -> Result<Sides, String> {
+    let tx_mac = mac::link_mac(None, &external.tx_iface)?;
+    mac::link_mac(None, &external.rx_iface)?;
+    let tx_next_hop = match external.tx_dst_mac {
+        Some(mac) => mac,
+        None => mac::next_hop_mac(&external.tx_iface, external.dst)?,
+    };
+    let ends = Ends {
+        tx_interface: &external.tx_iface,
+        tx_mac,
+        tx_next_hop,
+        src: external.src,
+        rx_interface: &external.rx_iface,
+        dst: external.dst,
+        rx_queues: xsk_io::rx_queues(&external.rx_iface),
+    };
+    Ok(plan::sides(io, TopologyKind::External, &ends, false))
+}
+
 /// Runs everything; `on_result` sees each run as it finishes. A device that does not come up is
 /// reported in `errors` and the others still run; a stop request ends the benchmark early.
 pub fn run_all(
@@ -72,8 +118,8 @@ pub fn run_all(
         tool: "xipsec-bench".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_unix_s,
-        topology: "e2e".to_owned(),
-        generator: "udp-socket".to_owned(),
+        topology: config.topology.name().to_owned(),
+        generator: config.io.generator().to_owned(),
         host: host(),
         duration_s: config.duration.as_secs_f64(),
         runs: Vec::new(),
@@ -85,11 +131,12 @@ pub fn run_all(
             report.errors.push("interrupted".to_owned());
             break;
         }
-        // The test kit's namespace helpers panic when `ip` fails; what they built is dropped
-        // (deleted) while unwinding, and the panic becomes this device's error.
-        let topology =
-            match catch_unwind(|| Topology::new(&format!("{WAN_A}/24"), &format!("{WAN_B}/24"))) {
-                Ok(topology) => topology,
+        // The namespace helpers panic when `ip` fails; what they built is dropped (deleted)
+        // while unwinding, and the panic becomes this device's error.
+        let topology = match config.topology {
+            TopologyKind::External => None,
+            kind_of_topology => match catch_unwind(|| Topology::build(kind_of_topology)) {
+                Ok(topology) => Some(topology),
                 Err(panic) => {
                     report.errors.push(format!(
                         "{kind}: building the namespaces: {}",
@@ -97,9 +144,14 @@ pub fn run_all(
                     ));
                     continue;
                 }
-            };
+            },
+        };
+        let gateways = topology
+            .as_ref()
+            .map(Topology::gateways)
+            .unwrap_or_default();
         let started = catch_unwind(AssertUnwindSafe(|| {
-            dut::start(kind, &topology, &config.binaries, stop)
+            dut::start(kind, &gateways, &config.binaries, stop)
         }))
         .unwrap_or_else(|panic| Err(panic_text(panic)));
         let mut running = match started {
@@ -109,7 +161,34 @@ pub fn run_all(
                 continue;
             }
         };
-        // The warm-up fills neighbour caches along the path and proves the path works.
+        let encrypts = running.encapsulation != Encapsulation::Plain;
+        let placed = match (&topology, &config.external) {
+            (Some(topology), _) => Placed {
+                sides: plan::sides_in(config.io, topology, encrypts),
+                tx_netns: Some(topology.generator().netns),
+                rx_netns: Some(topology.sink().netns),
+                esp_next: AtomicU64::new(1),
+            },
+            (None, Some(external)) => match external_sides(config.io, external) {
+                Ok(sides) => Placed {
+                    sides,
+                    tx_netns: None,
+                    rx_netns: None,
+                    esp_next: AtomicU64::new(1),
+                },
+                Err(e) => {
+                    report.errors.push(format!("{kind}: {e}"));
+                    continue;
+                }
+            },
+            (None, None) => {
+                report
+                    .errors
+                    .push(format!("{kind}: no topology and no interfaces"));
+                continue;
+            }
+        };
+        // The warm-up proves the path works before anything is measured.
         run_id = run_id.wrapping_add(1);
         let warm = GenConfig {
             size: PacketSize::Fixed(64),
@@ -117,12 +196,21 @@ pub fn run_all(
             duration: Duration::from_millis(300),
             run: run_id,
         };
-        match run_once(&topology, &running, &warm, None, stop) {
+        match run_once(&placed, &running, &warm, None, stop) {
             Ok(outcome) if outcome.tally.seq.unique() > 0 => {}
-            Ok(_) => {
-                report
-                    .errors
-                    .push(format!("{kind}: no packet crossed during the warm-up"));
+            Ok(outcome) => {
+                report.errors.push(format!(
+                    "{kind}: no packet crossed during the warm-up ({} sent{})",
+                    outcome.gen.sent,
+                    if outcome.tally.esp_dropped > 0 {
+                        format!(
+                            ", {} ESP packets the sink could not decrypt",
+                            outcome.tally.esp_dropped
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
                 continue;
             }
             Err(e) => {
@@ -145,7 +233,7 @@ pub fn run_all(
                 };
                 let label = format!("{kind} {size} {rate}");
                 let progress = config.progress.then_some(label.as_str());
-                let outcome = match run_once(&topology, &running, &gen, progress, stop) {
+                let outcome = match run_once(&placed, &running, &gen, progress, stop) {
                     Ok(outcome) => outcome,
                     Err(e) => {
                         report.errors.push(format!("{label}: {e}"));
@@ -168,9 +256,12 @@ pub fn run_all(
                     duplicates: outcome.tally.seq.duplicates(),
                     reordered: outcome.tally.seq.reordered(),
                     foreign: outcome.tally.foreign,
+                    esp_dropped: outcome.tally.esp_dropped,
                     latency: outcome.tally.latency.percentiles(),
                     dut_cpu_s: running.has_processes().then_some(outcome.dut_cpu_s),
                     softirq_cpu_s: outcome.softirq_cpu_s,
+                    generator_cpu_s: outcome.gen.cpu_ns as f64 / 1e9,
+                    sink_cpu_s: outcome.tally.cpu_ns as f64 / 1e9,
                 });
                 on_result(&result);
                 report.runs.push(result);
@@ -187,7 +278,7 @@ pub fn run_all(
 #[derive(Debug)]
 pub struct Outcome {
     /// The generator's side.
-    pub gen: crate::generator::GenResult,
+    pub gen: GenResult,
     /// The sink's side.
     pub tally: Tally,
     /// CPU seconds of the device's processes.
@@ -196,37 +287,80 @@ pub struct Outcome {
     pub softirq_cpu_s: f64,
 }
 
-/// One run: the sink on host B, the generator on host A, until the generator is done and the
-/// packets in flight have arrived (or stopped arriving).
+const SINK_PENDING: u8 = 0;
+const SINK_READY: u8 = 1;
+const SINK_FAILED: u8 = 2;
+
+/// How long the sink may take to load its program and bind its sockets.
+const SINK_SETUP: Duration = Duration::from_secs(10);
+
+/// One run: the sink, once it is ready, then the generator, until the generator is done and
+/// the packets in flight have arrived (or stopped arriving).
 pub fn run_once(
-    topology: &Topology,
+    placed: &Placed<'_>,
     dut: &RunningDut,
     gen: &GenConfig,
     progress: Option<&str>,
     stop: &StopFlag,
 ) -> Result<Outcome, String> {
-    let sink_addr = SocketAddrV4::new(Ipv4Addr::new(10, 2, 0, 2), SINK_PORT);
-    let source = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 2), 0);
-    let sink_fd = topology
-        .host_b
-        .run(|| udp_socket(sink_addr, None, Duration::from_millis(50)))
-        .map_err(|e| format!("the sink's socket: {e}"))?;
-    let gen_fd = topology
-        .host_a
-        .run(|| udp_socket(source, Some(sink_addr), Duration::from_millis(100)))
-        .map_err(|e| format!("the generator's socket: {e}"))?;
     let live = Live::default();
     let gen_stop = AtomicBool::new(false);
     let sink_stop = AtomicBool::new(false);
+    let sink_state = AtomicU8::new(SINK_PENDING);
     let pids = dut.pids();
-    let cpu_before = cpu::process_seconds(&pids);
-    let softirq_before = cpu::softirq_seconds();
     std::thread::scope(|scope| {
         let sink = scope.spawn(|| {
-            let mut tally = Tally::new(gen.run);
-            receive(&sink_fd, &mut tally, &live, &sink_stop).map(|()| tally)
+            in_place(placed.rx_netns, || -> Result<Tally, String> {
+                let mut rx = match open_rx(&placed.sides.rx) {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        sink_state.store(SINK_FAILED, Ordering::Release);
+                        return Err(e);
+                    }
+                };
+                sink_state.store(SINK_READY, Ordering::Release);
+                let mut tally = Tally::new(gen.run);
+                receive_with(&mut *rx, &mut tally, &live, &sink_stop)
+                    .map_err(|e| format!("the sink: {e}"))?;
+                Ok(tally)
+            })
         });
-        let generator = scope.spawn(|| generate(&gen_fd, gen, &live, &gen_stop));
+        let join_sink = |sink: std::thread::ScopedJoinHandle<'_, Result<Tally, String>>| {
+            sink.join()
+                .map_err(|p| format!("the sink: {}", panic_text(p)))?
+        };
+        let setup = Instant::now();
+        loop {
+            match sink_state.load(Ordering::Acquire) {
+                SINK_READY => break,
+                SINK_FAILED => return join_sink(sink).and(Err("the sink failed".to_owned())),
+                _ if sink.is_finished() => {
+                    return join_sink(sink).and(Err("the sink ended early".to_owned()))
+                }
+                _ if setup.elapsed() > SINK_SETUP => {
+                    sink_stop.store(true, Ordering::Relaxed);
+                    let _ = join_sink(sink);
+                    return Err(format!("the sink was not ready within {SINK_SETUP:?}"));
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let cpu_before = cpu::process_seconds(&pids);
+        let softirq_before = cpu::softirq_seconds();
+        let generator = scope.spawn(|| {
+            in_place(placed.tx_netns, || -> Result<GenResult, String> {
+                let mut tx = open_tx(
+                    &placed.sides.tx,
+                    gen.size,
+                    placed.esp_next.load(Ordering::Relaxed),
+                )?;
+                let result = generate_with(&mut *tx, gen, &live, &gen_stop);
+                if let Some(next) = tx.esp_next_sequence() {
+                    placed.esp_next.store(next, Ordering::Relaxed);
+                }
+                Ok(result)
+            })
+        });
         let started = Instant::now();
         let mut line = ProgressLine::new(progress);
         while !generator.is_finished() {
@@ -238,7 +372,16 @@ pub fn run_once(
         }
         let gen_result = generator
             .join()
-            .map_err(|p| format!("the generator: {}", panic_text(p)))?;
+            .map_err(|p| format!("the generator: {}", panic_text(p)))
+            .and_then(|result| result);
+        let gen_result = match gen_result {
+            Ok(result) => result,
+            Err(e) => {
+                sink_stop.store(true, Ordering::Relaxed);
+                let _ = join_sink(sink);
+                return Err(e);
+            }
+        };
         // Packets in flight: wait until the count stops moving (at most a second).
         let drain_start = Instant::now();
         loop {
@@ -253,10 +396,7 @@ pub fn run_once(
         let dut_cpu_s = cpu::process_seconds(&pids) - cpu_before;
         let softirq_cpu_s = cpu::softirq_seconds() - softirq_before;
         sink_stop.store(true, Ordering::Relaxed);
-        let tally = sink
-            .join()
-            .map_err(|p| format!("the sink: {}", panic_text(p)))?
-            .map_err(|e| format!("the sink: {e}"))?;
+        let tally = join_sink(sink)?;
         Ok(Outcome {
             gen: gen_result,
             tally,

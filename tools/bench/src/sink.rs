@@ -1,11 +1,14 @@
-//! The sink: receives probes in batches with recvmmsg(2) and tallies them (a sans-IO
-//! [`Tally`], tested on its own).
+//! The sink: receives probes in batches and tallies them (a sans-IO [`Tally`], tested on its
+//! own). The receive loop is [`receive_with`], over any [`ReceiveBatch`]: a UDP socket with
+//! recvmmsg(2) here ([`receive`]); AF_XDP, AF_PACKET and raw ESP in [`crate::xsk_io`] and
+//! [`crate::packet_io`].
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock::now_ns;
+use crate::cpu::thread_cpu_ns;
 use crate::generator::Live;
 use crate::latency::Latency;
 use crate::net::Batch;
@@ -25,6 +28,10 @@ pub struct Tally {
     pub bytes: u64,
     /// Datagrams that were not probes of this run.
     pub foreign: u64,
+    /// ESP packets the sink could not decrypt (authentication, replay, unknown SPI).
+    pub esp_dropped: u64,
+    /// CPU time of the sink's thread while it received, nanoseconds.
+    pub cpu_ns: u64,
 }
 
 impl Tally {
@@ -36,6 +43,8 @@ impl Tally {
             latency: Latency::new(),
             bytes: 0,
             foreign: 0,
+            esp_dropped: 0,
+            cpu_ns: 0,
         }
     }
 
@@ -55,11 +64,33 @@ impl Tally {
     }
 }
 
-/// Receives on `fd` into `tally` until `stop` is set (checked at least every socket timeout).
-pub fn receive(fd: &OwnedFd, tally: &mut Tally, live: &Live, stop: &AtomicBool) -> io::Result<()> {
-    let mut batch = Batch::new();
-    while !stop.load(Ordering::Relaxed) {
-        let n = match batch.recv(fd) {
+/// Something probes arrive through, a batch at a time.
+pub trait ReceiveBatch {
+    /// Waits a short while (tens of milliseconds at most) for packets and counts what arrived
+    /// in `tally`; returns how many were first arrivals of probes. Timeouts are not errors.
+    fn receive(&mut self, tally: &mut Tally) -> io::Result<u64>;
+}
+
+/// A bound UDP socket (owned or borrowed) and its recvmmsg buffers.
+#[derive(Debug)]
+pub struct UdpReceive<F> {
+    fd: F,
+    batch: Batch,
+}
+
+impl<F: AsFd> UdpReceive<F> {
+    /// Receives on `fd`, which has a receive timeout.
+    pub fn new(fd: F) -> UdpReceive<F> {
+        UdpReceive {
+            fd,
+            batch: Batch::new(),
+        }
+    }
+}
+
+impl<F: AsFd> ReceiveBatch for UdpReceive<F> {
+    fn receive(&mut self, tally: &mut Tally) -> io::Result<u64> {
+        let n = match self.batch.recv(&self.fd) {
             Ok(n) => n,
             Err(err)
                 if matches!(
@@ -69,18 +100,44 @@ pub fn receive(fd: &OwnedFd, tally: &mut Tally, live: &Live, stop: &AtomicBool) 
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                continue
+                return Ok(0)
             }
             Err(err) => return Err(err),
         };
         let now = now_ns();
         let mut first = 0;
         for i in 0..n {
-            first += u64::from(tally.record(batch.received(i), now));
+            first += u64::from(tally.record(self.batch.received(i), now));
         }
-        live.received.fetch_add(first, Ordering::Relaxed);
+        Ok(first)
     }
-    Ok(())
+}
+
+/// Receives on `fd` into `tally` until `stop` is set (checked at least every socket timeout).
+pub fn receive(fd: &OwnedFd, tally: &mut Tally, live: &Live, stop: &AtomicBool) -> io::Result<()> {
+    receive_with(&mut UdpReceive::new(fd), tally, live, stop)
+}
+
+/// Receives through `rx` into `tally` until `stop` is set; the thread's CPU time goes into
+/// [`Tally::cpu_ns`].
+pub fn receive_with<R: ReceiveBatch + ?Sized>(
+    rx: &mut R,
+    tally: &mut Tally,
+    live: &Live,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let cpu_start = thread_cpu_ns();
+    let result = (|| {
+        while !stop.load(Ordering::Relaxed) {
+            let first = rx.receive(tally)?;
+            if first > 0 {
+                live.received.fetch_add(first, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    })();
+    tally.cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+    result
 }
 
 #[cfg(test)]

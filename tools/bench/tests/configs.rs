@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use xipsec_bench::dut::{gateway_configs, NET_A, NET_B, WAN_A, WAN_B};
-use xipsec_control::config::{Config, Direction, StartAction};
+use xipsec_bench::dut::{gateway_configs, DataplaneBackend, NET_A, NET_B, WAN_A, WAN_B};
+use xipsec_control::config::{Backend, Config, Direction, StartAction};
 
 fn parse(text: &str, name: &str) -> Config {
     Config::parse(text, name, Path::new("/nonexistent"), &BTreeMap::new())
@@ -19,7 +19,7 @@ fn ip(text: &str) -> IpAddr {
 
 #[test]
 fn ike_configs_validate_and_mirror_each_other_with_one_initiator() {
-    let (a, b) = gateway_configs(false);
+    let (a, b) = gateway_configs(false, DataplaneBackend::Portable);
     let (a, b) = (parse(&a, "a.toml"), parse(&b, "b.toml"));
     assert_eq!(a.daemon.listen, vec![ip(WAN_A)]);
     assert_eq!(b.daemon.listen, vec![ip(WAN_B)]);
@@ -36,7 +36,7 @@ fn ike_configs_validate_and_mirror_each_other_with_one_initiator() {
 
 #[test]
 fn manual_configs_validate_and_each_outbound_sa_is_the_peers_inbound() {
-    let (a, b) = gateway_configs(true);
+    let (a, b) = gateway_configs(true, DataplaneBackend::Portable);
     let (a, b) = (parse(&a, "a.toml"), parse(&b, "b.toml"));
     assert!(a.connections.is_empty() && b.connections.is_empty());
     for (from, to) in [(&a, &b), (&b, &a)] {
@@ -59,4 +59,22 @@ fn manual_configs_validate_and_each_outbound_sa_is_the_peers_inbound() {
     }
     // Different keys and SPIs each way.
     assert_ne!(a.manual_sas[0].spi, b.manual_sas[0].spi);
+}
+
+#[test]
+fn the_data_plane_section_names_the_backend_both_interfaces_and_one_worker() {
+    for (ours, theirs) in [
+        (DataplaneBackend::Portable, Backend::Portable),
+        (DataplaneBackend::Afxdp, Backend::Afxdp),
+    ] {
+        for manual in [false, true] {
+            let (a, b) = gateway_configs(manual, ours);
+            for (text, name) in [(a, "a.toml"), (b, "b.toml")] {
+                let config = parse(&text, name);
+                assert_eq!(config.dataplane.backend, theirs, "{text}");
+                assert_eq!(config.dataplane.interfaces, vec!["lan", "wan"]);
+                assert_eq!(config.dataplane.workers, Some(1));
+            }
+        }
+    }
 }

@@ -100,6 +100,8 @@ fn kernel_forwarding_for_a_second_crosses_and_writes_complete_json_and_svg() {
     let json = dir.path().join("out.json");
     let svg = dir.path().join("out.svg");
     let mut child = bench(&[
+        "--io",
+        "socket",
         "--dut",
         "none",
         "--sizes",
@@ -138,6 +140,7 @@ fn kernel_forwarding_for_a_second_crosses_and_writes_complete_json_and_svg() {
     assert_eq!(run["size"], "128");
     assert_eq!(run["encapsulation"], "plain");
     assert_eq!(run["dut_cpu_s"], serde_json::Value::Null);
+    assert_eq!(report["generator"], "udp-socket");
     // The token bucket's promise, independent of the machine's speed: at most 20 000 per
     // second of sending plus one burst (64 packets).
     let sent = run["sent"].as_u64().unwrap();
@@ -218,6 +221,220 @@ fn ctrl_c_stops_the_run_and_removes_the_namespaces() {
             .iter()
             .any(|e| e == "interrupted"),
         "{report}"
+    );
+}
+
+/// Whether the XDP classifier loads here (root with CAP_BPF); when not, a loud skip, or a
+/// failure under XIPSEC_REQUIRE_ALL.
+fn xdp_available(test: &str) -> bool {
+    match xipsec_ebpf::Classifier::load(xipsec_ebpf::ClassifierConfig::default()) {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var_os("XIPSEC_REQUIRE_ALL").is_some() {
+                panic!(
+                    "{test}: the XDP classifier does not load ({e}), and XIPSEC_REQUIRE_ALL is set"
+                );
+            }
+            eprintln!("\n*** SKIPPED: {test}: the XDP classifier does not load: {e} ***");
+            false
+        }
+    }
+}
+
+#[test]
+fn af_xdp_generator_and_sink_through_af_xdp_forwarders_for_a_second() {
+    if !require("bench_e2e_xdp_forwarder", &[Need::Root, Need::Ip])
+        || !xdp_available("bench_e2e_xdp_forwarder")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let mut child = bench(&[
+        "--io",
+        "xdp",
+        "--dut",
+        "forwarder",
+        "--sizes",
+        "64,imix",
+        "--rate",
+        "20kpps",
+        "--duration",
+        "1s",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starting xipsec-bench");
+    let pid = child.id();
+    let status = wait_bounded(&mut child, LIMIT);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "xipsec-bench failed ({status}):\n{stderr}"
+    );
+    assert!(
+        leftover_namespaces(pid).is_empty(),
+        "{:?}",
+        leftover_namespaces(pid)
+    );
+    let report = read_json(&json);
+    check_complete(&report, 2);
+    assert_eq!(report["generator"], "af-xdp");
+    assert_eq!(report["topology"], "e2e");
+    for (run, size) in report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["64", "imix"])
+    {
+        assert_eq!(run["dut"], "forwarder");
+        assert_eq!(run["size"], size);
+        assert_eq!(run["encapsulation"], "plain");
+        // The forwarders are processes of their own: their CPU counts, and so does the rate
+        // per CPU-second derived from it.
+        let cpu = run["dut_cpu_s"].as_f64().unwrap();
+        assert!(cpu > 0.0, "{run}");
+        let per_cpu = run["dut_packets_per_cpu_s"].as_f64().unwrap();
+        let received = run["received"].as_f64().unwrap();
+        assert!((per_cpu - (received / cpu).round()).abs() <= 1.0, "{run}");
+        // The token bucket's promise, independent of the machine's speed.
+        let sent = run["sent"].as_f64().unwrap();
+        let seconds = run["duration_s"].as_f64().unwrap();
+        assert!(sent <= 20_000.0 * seconds + 64.0, "{run}");
+        assert_eq!(run["esp_dropped"], 0, "{run}");
+        assert!(run["generator_cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(run["sink_cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+    }
+    assert_eq!(report["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn real_interfaces_with_an_external_device_in_between() {
+    use xipsec_testkit::netns::{unique_prefix, Netns};
+    if !require("bench_e2e_external", &[Need::Root, Need::Ip, Need::Ping])
+        || !xdp_available("bench_e2e_external")
+    {
+        return;
+    }
+    // A lab: the harness's namespace with two interfaces, a router namespace between them.
+    // The sink's address is configured nowhere: the router has a neighbour entry for it, and
+    // the generator's host routes it via the router, whose MAC the harness must find itself.
+    let prefix = unique_prefix();
+    let lab = Netns::new(format!("{prefix}-lab"));
+    let router = Netns::new(format!("{prefix}-dut"));
+    lab.ip(&[
+        "link",
+        "add",
+        "tx0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "a0",
+        "netns",
+        router.name(),
+    ]);
+    lab.ip(&[
+        "link",
+        "add",
+        "rx0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "b0",
+        "netns",
+        router.name(),
+    ]);
+    lab.ip(&["addr", "add", "10.1.0.2/24", "dev", "tx0"]);
+    router.ip(&["addr", "add", "10.1.0.1/24", "dev", "a0"]);
+    router.ip(&["addr", "add", "10.2.0.1/24", "dev", "b0"]);
+    for (ns, dev) in [
+        (&lab, "tx0"),
+        (&lab, "rx0"),
+        (&router, "a0"),
+        (&router, "b0"),
+    ] {
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    lab.ip(&[
+        "route",
+        "add",
+        "10.2.0.0/24",
+        "via",
+        "10.1.0.1",
+        "dev",
+        "tx0",
+    ]);
+    router.sysctl("net/ipv4/ip_forward", "1");
+    let rx_mac = xipsec_bench::mac::link_mac(Some(&lab), "rx0").unwrap();
+    router.ip(&[
+        "neigh",
+        "replace",
+        "10.2.0.2",
+        "lladdr",
+        &rx_mac.to_string(),
+        "dev",
+        "b0",
+        "nud",
+        "permanent",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", lab.name()])
+        .arg(env!("CARGO_BIN_EXE_xipsec-bench"))
+        .args([
+            "run",
+            "--io",
+            "xdp",
+            "--tx-iface",
+            "tx0",
+            "--rx-iface",
+            "rx0",
+            "--sizes",
+            "1400",
+            "--rate",
+            "5kpps",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting xipsec-bench");
+    let status = wait_bounded(&mut child, LIMIT);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "xipsec-bench failed ({status}):\n{stderr}"
+    );
+    let report = read_json(&json);
+    check_complete(&report, 1);
+    assert_eq!(report["topology"], "external");
+    let run = &report["runs"][0];
+    assert_eq!(run["dut"], "external");
+    assert_eq!(run["dut_cpu_s"], serde_json::Value::Null);
+    // The router forwarded them: its interface counted them going out.
+    let out = Command::new("ip")
+        .args(["-n", router.name(), "-s", "-j", "link", "show", "dev", "b0"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let forwarded = stats[0]["stats64"]["tx"]["packets"].as_u64().unwrap();
+    assert!(
+        forwarded >= run["received"].as_u64().unwrap(),
+        "{forwarded} {run}"
     );
 }
 
@@ -350,4 +567,78 @@ fn strongswan_for_a_second_carries_packets_in_udp_encapsulated_esp() {
         serde_json::json!({"esp_tunnel": {"udp": true}})
     );
     assert!(run["dut_cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+}
+
+#[test]
+fn one_gateway_encrypting_for_a_sink_that_decrypts_and_decrypting_what_the_generator_sealed() {
+    if !require("bench_e2e_one_gateway", &[Need::Root, Need::Ip, Need::Tun])
+        || !xdp_available("bench_e2e_one_gateway")
+    {
+        return;
+    }
+    let Some(xipsecd) = xipsecd() else {
+        let why = "no xipsecd: set XIPSECD_BIN, or build the workspace's binaries (cargo build -p xipsec-control)";
+        if std::env::var_os("XIPSEC_REQUIRE_ALL").is_some() {
+            panic!("bench_e2e_one_gateway: {why}, and XIPSEC_REQUIRE_ALL is set");
+        }
+        eprintln!("\n*** SKIPPED: bench_e2e_one_gateway: {why} ***");
+        return;
+    };
+    let xipsecctl = std::env::var_os("XIPSECCTL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| xipsecd.with_file_name("xipsecctl"));
+    for topology in ["encrypt", "decrypt"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("out.json");
+        let mut child = bench(&[
+            "--topology",
+            topology,
+            "--io",
+            "xdp",
+            "--dut",
+            "xipsec-manual",
+            // Two runs: the second proves that sealed probes continue the SA's sequence
+            // numbers (a fresh start would be replays, every one dropped by the gateway).
+            "--sizes",
+            "64,imix",
+            "--rate",
+            "5kpps",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--xipsecd",
+            xipsecd.to_str().unwrap(),
+            "--xipsecctl",
+            xipsecctl.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting xipsec-bench");
+        let pid = child.id();
+        let status = wait_bounded(&mut child, LIMIT);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(
+            status.success(),
+            "{topology}: xipsec-bench failed ({status}):\n{stderr}"
+        );
+        assert!(leftover_namespaces(pid).is_empty(), "{topology}");
+        let report = read_json(&json);
+        check_complete(&report, 2);
+        assert_eq!(report["topology"], topology);
+        for run in report["runs"].as_array().unwrap() {
+            assert_eq!(
+                run["encapsulation"],
+                serde_json::json!({"esp_tunnel": {"udp": false}}),
+                "{run}"
+            );
+            // What arrived was decrypted with the other side's key (the sink's, or xipsecd's);
+            // the sink drops nothing it could not open.
+            assert_eq!(run["esp_dropped"], 0, "{topology}: {run}");
+            assert!(run["dut_cpu_s"].as_f64().unwrap() > 0.0, "{run}");
+        }
+    }
 }
