@@ -13,7 +13,7 @@ mod xipsecd_run;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use xipsec_dataplane::process::{running, send_stop, Stop};
@@ -68,10 +68,6 @@ fn link(from: &Netns, name: &str, peer: &str, to: &Netns) {
 }
 
 impl Site {
-    fn new(kernel_forwards: bool) -> Site {
-        Site::with_forwarding(kernel_forwards, kernel_forwards)
-    }
-
     /// Whether each gateway's kernel forwards (the portable backend routes through it).
     fn with_forwarding(a_forwards: bool, b_forwards: bool) -> Site {
         let prefix = unique_prefix();
@@ -250,6 +246,47 @@ fn wait_ready(gateway: &Gateway, backend: Backend) {
     gateway.xipsecd.wait_for(line, 1, UP);
 }
 
+/// A site with both gateways forwarding. Fields drop in order: the daemons (and their data
+/// planes) first, then the namespaces, then the directory.
+struct Running {
+    a: Gateway,
+    b: Gateway,
+    host_a: Netns,
+    host_b: Netns,
+    wire: Netns,
+    _dir: tempfile::TempDir,
+}
+
+fn start_site(config_a: &str, backend_a: Backend, config_b: &str, backend_b: Backend) -> Running {
+    let site = Site::with_forwarding(
+        backend_a == Backend::Portable,
+        backend_b == Backend::Portable,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_gateway(site.gw_a, &dir.path().join("a"), config_a);
+    let b = start_gateway(site.gw_b, &dir.path().join("b"), config_b);
+    wait_ready(&a, backend_a);
+    wait_ready(&b, backend_b);
+    Running {
+        a,
+        b,
+        host_a: site.host_a,
+        host_b: site.host_b,
+        wire: site.wire,
+        _dir: dir,
+    }
+}
+
+/// Both gateways with the manual SAs, over AF_XDP.
+fn start_manual_afxdp() -> Running {
+    start_site(
+        &manual_config("a", Backend::Afxdp, false),
+        Backend::Afxdp,
+        &manual_config("b", Backend::Afxdp, false),
+        Backend::Afxdp,
+    )
+}
+
 /// UDP from host A to host B and a reply back; returns once both crossed.
 fn udp_round_trip(host_a: &Netns, host_b: &Netns, payload: &[u8]) {
     let receiver = host_b.run(|| std::net::UdpSocket::bind((HOST_B, 7000)).unwrap());
@@ -350,17 +387,24 @@ fn iperf3(host_a: &Netns, host_b: &Netns) -> (u64, f64) {
     )
 }
 
-fn needs(test: &str) -> bool {
-    require(
-        test,
-        &[
-            Need::Root,
-            Need::Ip,
-            Need::Ping,
-            Need::Iperf3,
-            Need::Ethtool,
-        ],
-    )
+/// One site at a time: each test fills the two cores with traffic (iperf3, 1000 pps streams
+/// whose every packet is counted), and two at once would measure each other.
+static ONE_SITE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Whether the machine can run the test; if so, also the turn to run it (held until dropped).
+fn needs(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let tools = [
+        Need::Root,
+        Need::Ip,
+        Need::Ping,
+        Need::Iperf3,
+        Need::Ethtool,
+    ];
+    if !require(test, &tools) {
+        return None;
+    }
+    // A test that failed while holding the turn poisons the lock; the next one may still run.
+    Some(ONE_SITE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn icmp_udp_tcp_cross_encrypted(test: &str, backend: Backend, natt: bool) {
@@ -370,23 +414,15 @@ fn icmp_udp_tcp_cross_encrypted(test: &str, backend: Backend, natt: bool) {
 /// Gateway A runs `backend`, gateway B `backend_b`: two data planes that must agree on the
 /// wire, not only with themselves.
 fn icmp_udp_tcp_between(test: &str, backend: Backend, backend_b: Backend, natt: bool) {
-    if !needs(test) {
+    let Some(_turn) = needs(test) else {
         return;
-    }
-    let site = Site::with_forwarding(backend == Backend::Portable, backend_b == Backend::Portable);
-    let dir = tempfile::tempdir().unwrap();
-    let a = start_gateway(
-        site.gw_a,
-        &dir.path().join("a"),
+    };
+    let site = start_site(
         &manual_config("a", backend, natt),
-    );
-    let b = start_gateway(
-        site.gw_b,
-        &dir.path().join("b"),
+        backend,
         &manual_config("b", backend_b, natt),
+        backend_b,
     );
-    wait_ready(&a, backend);
-    wait_ready(&b, backend_b);
     let capture = Capture::start(&site.wire, "to-a");
     let payload = b"plaintext-that-must-never-be-seen-on-the-wire";
     udp_round_trip(&site.host_a, &site.host_b, payload);
@@ -419,7 +455,7 @@ fn icmp_udp_tcp_between(test: &str, backend: Backend, backend_b: Backend, natt: 
             |json: &serde_json::Value, name: &str| json["counters"][name].as_u64().unwrap_or(0);
         let mut last = serde_json::Value::Null;
         let complete = wait_for(Duration::from_secs(5), || {
-            last = a.xipsecd.ctl_json(&["counters"]);
+            last = site.a.xipsecd.ctl_json(&["counters"]);
             counter(&last, "dataplane.workers") == 2
                 && counter(&last, "dataplane.encapsulated") >= 4
                 && counter(&last, "dataplane.decapsulated") >= 4
@@ -429,8 +465,6 @@ fn icmp_udp_tcp_between(test: &str, backend: Backend, backend_b: Backend, natt: 
         });
         assert!(complete, "gateway A's data plane counters: {last}");
     }
-    drop((a, b));
-    drop((site.host_a, site.host_b));
 }
 
 #[test]
@@ -523,37 +557,29 @@ fn stream(
 
 #[test]
 fn the_control_plane_killed_and_restarted_under_traffic_loses_nothing() {
-    if !needs("afxdp_control_restart") {
+    let Some(_turn) = needs("afxdp_control_restart") else {
         return;
-    }
-    let site = Site::new(false);
-    let dir = tempfile::tempdir().unwrap();
-    let config_a = manual_config("a", Backend::Afxdp, false);
-    let mut a = start_gateway(site.gw_a, &dir.path().join("a"), &config_a);
-    let b = start_gateway(
-        site.gw_b,
-        &dir.path().join("b"),
-        &manual_config("b", Backend::Afxdp, false),
-    );
-    wait_ready(&a, Backend::Afxdp);
-    wait_ready(&b, Backend::Afxdp);
+    };
+    let mut site = start_manual_afxdp();
     udp_round_trip(&site.host_a, &site.host_b, b"warm-up");
-    let pid_file = a.dir.join("xipsecd.sa-table.dataplane.pid");
+    let pid_file = site.a.dir.join("xipsecd.sa-table.dataplane.pid");
     let dataplane_pid = running(&pid_file).unwrap().and_then(|r| r.pid);
     assert!(dataplane_pid.is_some(), "gateway A's data plane runs");
 
     let stop = Arc::new(AtomicBool::new(false));
     let flow = stream(&site.host_a, &site.host_b, 1000, stop.clone());
     std::thread::sleep(Duration::from_millis(500));
-    a.xipsecd.kill();
+    site.a.xipsecd.kill();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(
         running(&pid_file).unwrap().and_then(|r| r.pid),
         dataplane_pid,
         "the data plane outlives its control plane"
     );
-    a.xipsecd = Xipsecd::start(&a.ns, &a.dir, &config_a, &[]);
-    a.xipsecd
+    let config_a = manual_config("a", Backend::Afxdp, false);
+    site.a.xipsecd = Xipsecd::start(&site.a.ns, &site.a.dir, &config_a, &[]);
+    site.a
+        .xipsecd
         .wait_for("re-attached to the running data plane", 1, UP);
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::Relaxed);
@@ -565,49 +591,47 @@ fn the_control_plane_killed_and_restarted_under_traffic_loses_nothing() {
         "packets lost across the control plane's restart"
     );
     assert_eq!(
-        a.xipsecd.count("data plane started"),
+        site.a.xipsecd.count("data plane started"),
         0,
         "the restarted control plane re-attached instead of starting another data plane"
     );
     // And it still controls the data plane: a clean stop takes it down.
-    a.xipsecd.stop();
+    site.a.xipsecd.stop();
     assert!(
         wait_for(Duration::from_secs(5), || running(&pid_file)
             .unwrap()
             .is_none()),
         "a clean stop stops the data plane"
     );
-    drop((a, b));
-    drop((site.host_a, site.host_b));
 }
 
 #[test]
 fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
-    if !needs("afxdp_ike_rekey") {
+    let Some(_turn) = needs("afxdp_ike_rekey") else {
         return;
-    }
-    let site = Site::new(false);
-    let dir = tempfile::tempdir().unwrap();
-    let a = start_gateway(site.gw_a, &dir.path().join("a"), &ike_config("a"));
-    let b = start_gateway(site.gw_b, &dir.path().join("b"), &ike_config("b"));
-    wait_ready(&a, Backend::Afxdp);
-    wait_ready(&b, Backend::Afxdp);
+    };
+    let site = start_site(
+        &ike_config("a"),
+        Backend::Afxdp,
+        &ike_config("b"),
+        Backend::Afxdp,
+    );
     // IKE on UDP 500 reached xipsecd's kernel socket through the XDP program.
-    a.xipsecd.wait_for("Child SA installed", 1, UP);
-    b.xipsecd.wait_for("Child SA installed", 1, UP);
+    site.a.xipsecd.wait_for("Child SA installed", 1, UP);
+    site.b.xipsecd.wait_for("Child SA installed", 1, UP);
     udp_round_trip(&site.host_a, &site.host_b, b"through-ike-sas");
 
     let stop = Arc::new(AtomicBool::new(false));
     let flow = stream(&site.host_a, &site.host_b, 1000, stop.clone());
     for round in 1..=2 {
         std::thread::sleep(Duration::from_millis(500));
-        let out = a.xipsecd.ctl(&["rekey", "--child", "tunnel"]);
+        let out = site.a.xipsecd.ctl(&["rekey", "--child", "tunnel"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        a.xipsecd.wait_for("Child SA installed", 1 + round, UP);
+        site.a.xipsecd.wait_for("Child SA installed", 1 + round, UP);
     }
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -618,29 +642,14 @@ fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
         received, sent,
         "packets lost across make-before-break rekeys"
     );
-    drop((a, b));
-    drop((site.host_a, site.host_b));
 }
 
 #[test]
 fn a_killed_data_plane_is_started_again_and_carries_on_from_the_table() {
-    if !needs("afxdp_dataplane_restart") {
+    let Some(_turn) = needs("afxdp_dataplane_restart") else {
         return;
-    }
-    let site = Site::new(false);
-    let dir = tempfile::tempdir().unwrap();
-    let a = start_gateway(
-        site.gw_a,
-        &dir.path().join("a"),
-        &manual_config("a", Backend::Afxdp, false),
-    );
-    let b = start_gateway(
-        site.gw_b,
-        &dir.path().join("b"),
-        &manual_config("b", Backend::Afxdp, false),
-    );
-    wait_ready(&a, Backend::Afxdp);
-    wait_ready(&b, Backend::Afxdp);
+    };
+    let site = start_manual_afxdp();
     udp_round_trip(&site.host_a, &site.host_b, b"warm-up");
     // Beyond the peer's replay window (1024): a worker that started its sequence numbers
     // again would have everything it sends dropped as replayed.
@@ -654,15 +663,13 @@ fn a_killed_data_plane_is_started_again_and_carries_on_from_the_table() {
         "{received} of {sent} before the kill"
     );
 
-    let pid_file = a.dir.join("xipsecd.sa-table.dataplane.pid");
+    let pid_file = site.a.dir.join("xipsecd.sa-table.dataplane.pid");
     let first = running(&pid_file).unwrap().and_then(|r| r.pid).unwrap();
     send_stop(first, Stop::Kill).unwrap();
-    a.xipsecd.wait_for("data plane restarted", 1, UP);
+    site.a.xipsecd.wait_for("data plane restarted", 1, UP);
     let second = running(&pid_file).unwrap().and_then(|r| r.pid).unwrap();
     assert_ne!(first, second, "a new data plane process");
     // Both directions again: A's new workers continue A's outbound sequence numbers from the
     // table (B's replay window accepts them) and its inbound replay state.
     udp_round_trip(&site.host_a, &site.host_b, b"after-the-restart");
-    drop((a, b));
-    drop((site.host_a, site.host_b));
 }
