@@ -9,7 +9,7 @@ use xipsec_control::config::{Config, Macros};
 use xipsec_control::daemon::{prepare, Defaults, Engine, Plane, RouteChange};
 use xipsec_control::ike::{NatTraversal, Path};
 use xipsec_dataplane::esp::UdpEncap;
-use xipsec_dataplane::table::{Direction, Policy, TableReader};
+use xipsec_dataplane::table::{Direction, Policy, TableReader, ANY_WORKER};
 
 const A: &str = "192.0.2.1";
 const B: &str = "192.0.2.2";
@@ -887,4 +887,159 @@ fn initial_contact_from_a_restarted_peer_clears_its_stale_ike_sas() {
     assert_eq!(left.len(), 1, "only the new IKE SA");
     assert_eq!(b.engine.plane().installed(), 2);
     assert_mirrored(&seen(&a2), &seen(&b));
+}
+
+/// The SPD as a worker reads it.
+fn spd_of(reader: &TableReader) -> Vec<Policy> {
+    let mut policies = Vec::new();
+    reader.read_policies(&mut policies).unwrap();
+    policies
+}
+
+/// `config_text` with `per_cpu_sas = n` in the child.
+fn per_cpu_text(
+    local: &str,
+    remote: &str,
+    local_id: &str,
+    remote_id: &str,
+    start: bool,
+    n: u32,
+) -> String {
+    config_text(local, remote, local_id, remote_id, start).replace(
+        "replay_window = 2048",
+        &format!("replay_window = 2048\n  per_cpu_sas = {n}"),
+    )
+}
+
+/// Each side's Child SAs by resource (RFC 9611), in order.
+fn resources(side: &Side) -> Vec<Option<u32>> {
+    let mut r: Vec<Option<u32>> = side
+        .engine
+        .ike_sas()
+        .flat_map(|e| e.children.iter().map(|c| c.sa.resource))
+        .collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn per_cpu_sas_bring_a_fallback_and_per_resource_child_sas_into_both_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
+    let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 2);
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let check = |a: &Side, b: &Side| {
+        let (sa, sb) = (seen(a), seen(b));
+        for s in [&sa, &sb] {
+            assert_eq!((s.inbound.len(), s.outbound.len()), (3, 3));
+            let mut spis: Vec<u32> = s.inbound.iter().map(|x| x.0).collect();
+            spis.extend(s.outbound.iter().map(|x| x.0));
+            spis.sort();
+            spis.dedup();
+            assert_eq!(spis.len(), 6, "distinct SPIs");
+            // Three policies with the same selectors, one per outbound SA.
+            assert_eq!(s.policies.len(), 3);
+            let selectors =
+                |p: &Policy| (p.local, p.remote, p.protocol, p.local_ports, p.remote_ports);
+            assert!(s
+                .policies
+                .iter()
+                .all(|p| selectors(p) == selectors(&s.policies[0])));
+            let mut slots: Vec<u32> = s.policies.iter().map(|p| p.outbound.0).collect();
+            slots.sort();
+            slots.dedup();
+            assert_eq!(slots.len(), 3);
+        }
+        assert_mirrored(&sa, &sb);
+        assert_mirrored(&sb, &sa);
+        assert_eq!(resources(a), [None, Some(0), Some(1)]);
+        assert_eq!(resources(b), [None, Some(0), Some(1)]);
+        // In the table: the fallback's outbound SA belongs to any worker, each per-resource
+        // one to its resource's worker (the data plane sends from there without a hand-off).
+        for side in [a, b] {
+            let reader = TableReader::open(&side.table).unwrap();
+            let mut owners: Vec<u16> = spd_of(&reader)
+                .iter()
+                .map(|p| reader.read(p.outbound).unwrap().record.owner_worker)
+                .collect();
+            owners.sort();
+            assert_eq!(owners, [0, 1, ANY_WORKER]);
+        }
+    };
+    check(&a, &b);
+    assert_eq!(a.engine.counters().child_installed, 3);
+    assert_eq!(b.engine.counters().child_installed, 3);
+    // Past the children's rekey time: every pair was replaced, each keeping its resource.
+    let first: Vec<u32> = seen(&a).outbound.iter().map(|x| x.0).collect();
+    let until = now + Duration::from_secs(601);
+    run_until(&mut a, &mut b, &mut now, until);
+    check(&a, &b);
+    assert!(seen(&a).outbound.iter().all(|x| !first.contains(&x.0)));
+}
+
+#[test]
+fn per_cpu_sas_against_a_peer_without_them_leave_the_fallback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
+    let text_b = config_text(B, A, "b.example", "a.example", false);
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!((sa.inbound.len(), sa.outbound.len()), (1, 1));
+    assert_eq!((sb.inbound.len(), sb.outbound.len()), (1, 1));
+    assert_mirrored(&sa, &sb);
+    assert_eq!(resources(&a), [None]);
+    assert_eq!(resources(&b), [None]);
+}
+
+#[test]
+fn a_peer_that_takes_fewer_per_cpu_sas_stops_the_initiator_at_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 3);
+    let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 1);
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(resources(&a), [None, Some(0)]);
+    assert_eq!(resources(&b), [None, Some(0)]);
+    let (sa, sb) = (seen(&a), seen(&b));
+    assert_eq!((sa.inbound.len(), sa.outbound.len()), (2, 2));
+    assert_mirrored(&sa, &sb);
+    assert_mirrored(&sb, &sa);
+    assert!(a.engine.ike_sas().all(|e| e.sa.is_established()));
+}
+
+#[test]
+fn per_cpu_sas_out_of_range_or_not_an_integer_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, wanted) in [
+        ("1025", "out of range"),
+        ("-1", "out of range"),
+        ("\"4\"", "integer"),
+    ] {
+        let text = config_text(A, B, "a.example", "b.example", true).replace(
+            "replay_window = 2048",
+            &format!("replay_window = 2048\n  per_cpu_sas = {value}"),
+        );
+        let errors = Config::parse(&text, "t.conf", dir.path(), &Macros::new())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            errors.contains("connection[0].child[0].per_cpu_sas"),
+            "{errors}"
+        );
+        assert!(errors.contains(wanted), "{value}: {errors}");
+    }
+    let text = per_cpu_text(A, B, "a.example", "b.example", true, 1024);
+    let config = Config::parse(&text, "t.conf", dir.path(), &Macros::new()).unwrap();
+    assert_eq!(config.connections[0].children[0].per_cpu_sas, 1024);
 }

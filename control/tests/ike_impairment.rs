@@ -475,6 +475,7 @@ fn the_checks_detect_disagreement() {
         mode: r.mode,
         path: r.path,
         config: r.config,
+        resource: r.resource,
     };
     pair.events[Side::Responder as usize].retain(|e| !matches!(e, Event::ChildSaInstalled(_)));
     pair.events[Side::Responder as usize].push(Event::ChildSaInstalled(Box::new(forged)));

@@ -173,8 +173,9 @@ fn manual_config(side: &str, backend: Backend, natt: bool) -> String {
     )
 }
 
-/// Gateway `side`'s IKE connection to the other; A initiates.
-fn ike_config(side: &str) -> String {
+/// Gateway `side`'s IKE connection to the other; A initiates. `per_cpu_sas` as RFC 9611
+/// per-resource Child SAs (0: none).
+fn ike_config(side: &str, per_cpu_sas: u32) -> String {
     let (local, remote, local_ts, remote_ts, start) = match side {
         "a" => (WAN_A, WAN_B, "10.1.0.0/24", "10.2.0.0/24", "start"),
         _ => (WAN_B, WAN_A, "10.2.0.0/24", "10.1.0.0/24", "none"),
@@ -199,6 +200,7 @@ ike_proposals = ["aes128gcm16-prfsha256-x25519"]
   remote_ts = ["{remote_ts}"]
   esp_proposals = ["aes128gcm16"]
   start_action = "{start}"
+  per_cpu_sas = {per_cpu_sas}
 "#,
         dataplane = dataplane_section(Backend::Afxdp),
         other = if side == "a" { "b" } else { "a" },
@@ -611,9 +613,9 @@ fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
         return;
     };
     let site = start_site(
-        &ike_config("a"),
+        &ike_config("a", 0),
         Backend::Afxdp,
-        &ike_config("b"),
+        &ike_config("b", 0),
         Backend::Afxdp,
     );
     // IKE on UDP 500 reached xipsecd's kernel socket through the XDP program.
@@ -672,4 +674,67 @@ fn a_killed_data_plane_is_started_again_and_carries_on_from_the_table() {
     // Both directions again: A's new workers continue A's outbound sequence numbers from the
     // table (B's replay window accepts them) and its inbound replay state.
     udp_round_trip(&site.host_a, &site.host_b, b"after-the-restart");
+}
+
+#[test]
+fn per_cpu_child_sas_let_each_worker_encrypt_with_its_own_sa() {
+    let Some(_turn) = needs("afxdp_per_cpu_sas") else {
+        return;
+    };
+    let site = start_site(
+        &ike_config("a", 2),
+        Backend::Afxdp,
+        &ike_config("b", 2),
+        Backend::Afxdp,
+    );
+    // The fallback and one per-resource Child SA per worker, on both sides.
+    site.a.xipsecd.wait_for("Child SA installed", 3, UP);
+    site.b.xipsecd.wait_for("Child SA installed", 3, UP);
+    let sas = site.a.xipsecd.ctl_json(&["list-sas"]);
+    let mut resources: Vec<Option<u64>> = sas[0]["children"]
+        .as_array()
+        .map(|c| c.iter().map(|c| c["resource"].as_u64()).collect())
+        .unwrap_or_default();
+    resources.sort();
+    assert_eq!(resources, [None, Some(0), Some(1)], "list-sas: {sas}");
+    udp_round_trip(&site.host_a, &site.host_b, b"through-per-cpu-sas");
+
+    // Many flows, so that host A's veth spreads them over both of gateway A's queues.
+    let receiver = site
+        .host_b
+        .run(|| std::net::UdpSocket::bind((HOST_B, 7200)).unwrap());
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            site.host_a
+                .run(|| std::net::UdpSocket::bind((HOST_A, 0)).unwrap())
+        })
+        .collect();
+    for _ in 0..20 {
+        for sender in &senders {
+            sender.send_to(b"flow", (HOST_B, 7200)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(receiver);
+    let counter =
+        |json: &serde_json::Value, name: &str| json["counters"][name].as_u64().unwrap_or(0);
+    let mut last = serde_json::Value::Null;
+    // Each worker encrypted with the Child SA of its own resource: no plaintext had to be
+    // handed to the owner of a shared SA.
+    let each_encrypted = wait_for(Duration::from_secs(5), || {
+        last = site.a.xipsecd.ctl_json(&["counters"]);
+        counter(&last, "dataplane.worker0.encapsulated") > 0
+            && counter(&last, "dataplane.worker1.encapsulated") > 0
+            && counter(&last, "dataplane.encapsulated") >= 320
+    });
+    assert!(each_encrypted, "gateway A's data plane counters: {last}");
+    let spread = counter(&last, "dataplane.worker0.received") > 0
+        && counter(&last, "dataplane.worker1.received") > 0;
+    assert!(spread, "both workers received plaintext: {last}");
+    // Plaintext that worker 0 or 1 received never went to the other for encryption; only
+    // ESP (the peer's SAs, owned by their slots) may be handed over.
+    assert!(
+        counter(&last, "dataplane.handed_off") <= counter(&last, "dataplane.decapsulated"),
+        "outbound hand-offs with per-resource SAs: {last}"
+    );
 }

@@ -24,7 +24,7 @@ use xipsec_dataplane::fib::{FibMirror, NextHop, NextHops};
 use xipsec_dataplane::io::xsk::{Descriptor, XskConfig, XskSocket};
 use xipsec_dataplane::table::{
     AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, SlotId, TableReader, TableWriter,
-    ANY_PORT,
+    ANY_PORT, ANY_WORKER,
 };
 use xipsec_dataplane::worker::{
     merge_stats, Handoff, HandoffConfig, HandoffRefused, HandoffWork, Outcome, Pipeline, StaticSas,
@@ -100,7 +100,8 @@ fn install(writer: &mut TableWriter, transport: Transport) -> Slots {
         params: sa_params(GW_WAN.into(), remote.into(), transport, spi),
         keymat: Keymat::new(&keymat(spi as u8)).unwrap(),
         lifetimes: Lifetimes::default(),
-        owner_worker: 0,
+        // Ordinary SAs: each belongs to its slot's worker, as the tests below expect.
+        owner_worker: ANY_WORKER,
         installed_at: 0,
         pair,
     };

@@ -75,6 +75,11 @@ struct Args {
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
 
+    /// Ask for zero-copy AF_XDP (the NIC's driver must offer it; falls back to copy mode).
+    /// Not tried on these machines: veth has copy mode only.
+    #[arg(long)]
+    zero_copy: bool,
+
     /// Frames per batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: u32,
@@ -161,6 +166,7 @@ fn run(args: &Args) -> Result<(), String> {
             natt_port: args.natt_port,
             batch: args.batch as usize,
             count,
+            zero_copy: args.zero_copy,
         },
         &mut interfaces,
         &stop,

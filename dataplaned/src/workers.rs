@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use xipsec_dataplane::fib::FibMirror;
 use xipsec_dataplane::io::xsk::XskConfig;
 use xipsec_dataplane::table::TableReader;
@@ -24,6 +24,8 @@ pub struct Setup<'a> {
     pub natt_port: u16,
     pub batch: usize,
     pub count: u32,
+    /// Try zero-copy AF_XDP first.
+    pub zero_copy: bool,
 }
 
 /// The running workers and what they share.
@@ -54,8 +56,7 @@ pub fn start(
         let mut ports = Vec::new();
         for interface in interfaces.iter_mut() {
             let queue = worker as u32;
-            let port = WorkerPort::bind(&interface.name, queue, XskConfig::default())
-                .map_err(|e| format!("AF_XDP socket on {} queue {queue}: {e}", interface.name))?;
+            let port = bind(&interface.name, queue, setup.zero_copy)?;
             interface
                 .classifier
                 .register_xsk(queue, port.socket())
@@ -91,6 +92,24 @@ pub fn start(
     }
     running.fib = Some(fib);
     Ok(running)
+}
+
+/// An AF_XDP socket on `queue` of `interface`: zero-copy when asked and the driver has it
+/// (veth does not), copy mode otherwise.
+fn bind(interface: &str, queue: u32, zero_copy: bool) -> Result<WorkerPort, String> {
+    let copy = XskConfig::default();
+    if zero_copy {
+        let config = XskConfig {
+            zero_copy: true,
+            ..copy
+        };
+        match WorkerPort::bind(interface, queue, config) {
+            Ok(port) => return Ok(port),
+            Err(e) => warn!(interface, queue, "zero-copy refused ({e}); copy mode"),
+        }
+    }
+    WorkerPort::bind(interface, queue, copy)
+        .map_err(|e| format!("AF_XDP socket on {interface} queue {queue}: {e}"))
 }
 
 #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.

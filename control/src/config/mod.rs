@@ -242,6 +242,8 @@ pub struct Child {
     pub rekey_time: Duration,
     /// `replay_window` in packets; 0 = no replay protection.
     pub replay_window: u32,
+    /// `per_cpu_sas`: per-resource Child SAs (RFC 9611) beside the first one; 0 = off.
+    pub per_cpu_sas: u32,
 }
 
 /// `backend` of the data plane.

@@ -952,6 +952,7 @@ const CHILD_KEYS: &[&str] = &[
     "start_action",
     "rekey_time",
     "replay_window",
+    "per_cpu_sas",
 ];
 
 fn child(
@@ -970,6 +971,7 @@ fn child(
         start_action: StartAction::None,
         rekey_time: Duration::from_secs(3600),
         replay_window: DEFAULT_REPLAY_WINDOW,
+        per_cpu_sas: 0,
     };
     let Some(t) = Tbl::new(cx, v, path, CHILD_KEYS) else {
         return (c, v.span());
@@ -1030,7 +1032,17 @@ fn child(
     .unwrap_or_default();
     c.rekey_time = seconds(cx, &t, "rekey_time", LIFETIME, 3600);
     c.replay_window = replay_window(cx, &t);
+    c.per_cpu_sas = per_cpu_sas(cx, &t);
     (c, name_span)
+}
+
+/// `per_cpu_sas`: 0 (off) up to the IKE core's bound.
+fn per_cpu_sas(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> u32 {
+    let max = i128::from(crate::ike::ChildConfig::MAX_PER_RESOURCE_SAS);
+    t.get("per_cpu_sas")
+        .and_then(|v| ranged(cx, v, &t.p("per_cpu_sas"), 0, max))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 fn dataplane(cx: &mut Cx<'_>, v: &V<'_>) -> Dataplane {

@@ -311,6 +311,7 @@ fn child_config(child: &config::Child) -> Result<ChildConfig, String> {
             config::Mode::Transport => Mode::Transport,
         },
         pfs,
+        per_resource_sas: child.per_cpu_sas,
     })
 }
 

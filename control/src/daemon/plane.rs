@@ -14,7 +14,7 @@ use xipsec_dataplane::esp::{
 };
 use xipsec_dataplane::table::{
     AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, SlotId, SlotStatus, TableError,
-    TableReader, TableWriter,
+    TableReader, TableWriter, ANY_WORKER,
 };
 
 use crate::ike::{ChildSaInstalled, EspPath, EspSuite, Mode};
@@ -218,12 +218,19 @@ impl Plane {
             let mut params = sa_params(spi, child.suite, child.mode, child.path)?;
             params.esn = child.esn;
             params.replay_window = replay_window;
+            // RFC 9611: a per-resource Child SA sends from the worker of its resource (the data
+            // plane takes the index modulo its worker count), so that worker never hands its
+            // plaintext over; every other SA is owned by whichever worker its slot gives.
+            let owner_worker = match (direction, child.resource) {
+                (Direction::Outbound, Some(resource)) => (resource % u32::from(ANY_WORKER)) as u16,
+                _ => ANY_WORKER,
+            };
             Ok(SaRecord {
                 direction,
                 params,
                 keymat: Keymat::new(keymat).ok_or(PlaneError::Keymat)?,
                 lifetimes: Lifetimes::default(),
-                owner_worker: 0,
+                owner_worker,
                 installed_at: unix_millis() / 1000,
                 pair: None,
             })
@@ -305,7 +312,7 @@ impl Plane {
             params,
             keymat: Keymat::new(sa.key.expose()).ok_or(PlaneError::Keymat)?,
             lifetimes: Lifetimes::default(),
-            owner_worker: 0,
+            owner_worker: ANY_WORKER,
             installed_at: unix_millis() / 1000,
             pair: None,
         };

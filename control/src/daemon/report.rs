@@ -137,6 +137,7 @@ fn child_sa(engine: &Engine, e: &IkeEntry, c: &ChildEntry, now: Instant) -> Chil
         packets_out: outbound.packets,
         installed_secs: now.saturating_duration_since(c.installed_at).as_secs(),
         rekey_in_secs: secs_until(now, c.rekey_at),
+        resource: c.sa.resource,
     }
 }
 

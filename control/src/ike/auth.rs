@@ -296,8 +296,12 @@ impl ExpectAuthResponse {
             Event::ChildSaInstalled(c) => Some(ChildSa::from_installed(c)),
             _ => None,
         };
+        let resources = first.is_some() && child::peer_supports_resources(&self.child, &inner);
         ctx.events.push_back(child_event);
-        let next = Established::new(self.hs, now, first);
+        let mut next = Established::new(self.hs, now, first);
+        if resources {
+            next.resources.set_supported(0);
+        }
         (State::Established(Box::new(next)), Ok(()))
     }
 }

@@ -1,17 +1,21 @@
 //! The first Child SA, negotiated inside IKE_AUTH (RFC 7296 §1.2, §1.3.1, §2.9, §2.17).
 //!
 //! ```text
-//! request:  SAi2 (ESP, our inbound SPI), TSi, TSr, [N(USE_TRANSPORT_MODE)]
-//! response: SAr2 (ESP, the responder's inbound SPI), TSi, TSr narrowed, [N(USE_TRANSPORT_MODE)]
+//! request:  [N(USE_TRANSPORT_MODE)], [N(SA_RESOURCE_INFO)], SAi2 (ESP, our inbound SPI), TSi, TSr
+//! response: [N(USE_TRANSPORT_MODE)], [N(SA_RESOURCE_INFO)], SAr2 (ESP, the responder's inbound
+//!           SPI), TSi, TSr narrowed
 //!       or: N(NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE | …) — the IKE SA stands without a child
 //! KEYMAT = prf+(SK_d, Ni | Nr): initiator→responder key | salt, then responder→initiator
 //! ```
 //! The nonces are IKE_SA_INIT's (no PFS in IKE_AUTH, §1.2). Each side picks the SPI it wants on
-//! inbound packets; the peer's is the SPI of our outbound SA.
+//! inbound packets; the peer's is the SPI of our outbound SA. This Child SA is the fallback of
+//! per-resource Child SAs (RFC 9611, `resource.rs`): SA_RESOURCE_INFO both ways says both
+//! sides do them.
 
 use super::payloads::{notify, one};
 use super::payloads::{sa_of, tsi_of, tsr_of};
 use super::proposal::{check_esp_answer, esp_offer, select_esp, EspChoice};
+use super::resource;
 use super::sa::Context;
 use super::sa_init::Handshake;
 use super::ts::{narrow, within};
@@ -27,6 +31,8 @@ pub(crate) struct ChildRequest {
     tsi: Vec<TrafficSelector>,
     tsr: Vec<TrafficSelector>,
     transport: bool,
+    /// We sent SA_RESOURCE_INFO (RFC 9611).
+    resource_info: bool,
 }
 
 /// The initiator's Child SA payloads for the IKE_AUTH request.
@@ -41,6 +47,10 @@ pub(crate) fn request(ctx: &mut Context) -> Result<(ChildRequest, Vec<Payload>),
             Vec::new(),
         )));
     }
+    let resource_info = child.per_resource_sas > 0;
+    if resource_info {
+        payloads.push(resource::info(None));
+    }
     payloads.push(Payload::Sa(esp_offer(&child.proposals, spi)));
     payloads.push(Payload::TsI(TrafficSelectors {
         selectors: child.local_ts.clone(),
@@ -53,6 +63,7 @@ pub(crate) fn request(ctx: &mut Context) -> Result<(ChildRequest, Vec<Payload>),
         tsi: child.local_ts.clone(),
         tsr: child.remote_ts.clone(),
         transport,
+        resource_info,
     };
     Ok((request, payloads))
 }
@@ -122,6 +133,10 @@ pub(crate) fn respond(
             Vec::new(),
         )));
     }
+    // The fallback: echoed when this child does per-resource Child SAs, ignored otherwise.
+    if resource::present(request) && child.per_resource_sas > 0 {
+        payloads.push(resource::info(None));
+    }
     payloads.push(Payload::Sa(choice.to_sa(spi)));
     payloads.push(Payload::TsI(TrafficSelectors {
         selectors: remote_ts.clone(),
@@ -145,6 +160,7 @@ pub(crate) fn respond(
         },
         path: ctx.esp_path(),
         config: index,
+        resource: None,
     };
     Ok((payloads, installed))
 }
@@ -192,5 +208,12 @@ pub(crate) fn complete(
         },
         path: ctx.esp_path(),
         config: 0,
+        resource: None,
     })
+}
+
+/// Whether the IKE_AUTH response says the peer does per-resource Child SAs of the first
+/// child (RFC 9611): it answered our SA_RESOURCE_INFO with its own.
+pub(crate) fn peer_supports_resources(request: &ChildRequest, response: &[Payload]) -> bool {
+    request.resource_info && resource::present(response)
 }

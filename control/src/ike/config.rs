@@ -152,6 +152,15 @@ pub struct ChildConfig {
     /// §2.17): the key exchange method of the KE payload we send, and the one we require as
     /// responder. `None`: no KE payload sent; a peer's is accepted if the method is supported.
     pub pfs: Option<KeMethod>,
+    /// Per-resource Child SAs (RFC 9611): how many Child SAs with this child's selectors,
+    /// one per resource (a CPU), we ask for as initiator and accept as responder beside the
+    /// first one (the "fallback", used where a resource has none of its own). Non-zero:
+    /// SA_RESOURCE_INFO goes with the fallback's request (support) and answers a peer's;
+    /// beyond the count a responder answers TS_MAX_QUEUE. 0 (the default): nothing is sent
+    /// and a peer's SA_RESOURCE_INFO is an unknown status notification (ignored), its Child
+    /// SAs ordinary duplicates (RFC 7296 allows them). At most
+    /// [`ChildConfig::MAX_PER_RESOURCE_SAS`].
+    pub per_resource_sas: u32,
 }
 
 /// Which preference a responder follows (§2.7 lets it pick any acceptable proposal).
@@ -242,6 +251,10 @@ impl EspProposal {
 }
 
 impl ChildConfig {
+    /// The most per-resource Child SAs one child may have ([`ChildConfig::per_resource_sas`]):
+    /// more CPUs than any machine this runs on, and a bound on what one peer can make us keep.
+    pub const MAX_PER_RESOURCE_SAS: u32 = 1024;
+
     /// Every IPv4 address on both sides, every ESP suite, tunnel mode.
     pub fn ipv4_any() -> ChildConfig {
         ChildConfig {
@@ -250,6 +263,7 @@ impl ChildConfig {
             remote_ts: vec![TrafficSelector::ipv4_any()],
             pfs: None,
             mode: Mode::Tunnel,
+            per_resource_sas: 0,
         }
     }
 }
@@ -444,6 +458,9 @@ impl IkeConfig {
         }
         if child.pfs.is_some_and(|m| !KeyExchange::supports(m)) {
             return err("child.pfs", "the key exchange method is not implemented");
+        }
+        if child.per_resource_sas > ChildConfig::MAX_PER_RESOURCE_SAS {
+            return err("child.per_resource_sas", "at most 1024");
         }
         Ok(())
     }

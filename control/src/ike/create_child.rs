@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! Initiator                         Responder
-//! HDR, SK {[N(REKEY_SA)], [N(USE_TRANSPORT_MODE)], SA, Ni, [KEi], TSi, TSr}  -->
-//!                              <--  HDR, SK {[N(USE_TRANSPORT_MODE)], SA, Nr, [KEr], TSi, TSr}
+//! HDR, SK {[N(REKEY_SA)], [N(USE_TRANSPORT_MODE)], [N(SA_RESOURCE_INFO)], SA, Ni, [KEi],
+//!          TSi, TSr}  -->
+//!                              <--  HDR, SK {[N(USE_TRANSPORT_MODE)], [N(SA_RESOURCE_INFO)],
+//!                                     SA, Nr, [KEr], TSi, TSr}
 //!                              <--  or HDR, SK {N(NO_PROPOSAL_CHOSEN | TS_UNACCEPTABLE |
 //!                                     INVALID_KE_PAYLOAD | CHILD_SA_NOT_FOUND |
-//!                                     TEMPORARY_FAILURE | INVALID_SYNTAX)}
+//!                                     TEMPORARY_FAILURE | INVALID_SYNTAX | TS_MAX_QUEUE)}
 //! KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr)
 //! ```
 //! REKEY_SA carries the SPI the initiator of the rekey receives on (its inbound SPI of the old
@@ -15,6 +17,7 @@
 //! the initiator of this exchange, not of the IKE SA. With PFS (`ChildConfig::pfs`) the SA
 //! payload offers the KE transform and a KE payload is sent. Make-before-break (§2.8): after a
 //! successful rekey its initiator deletes the old pair with an INFORMATIONAL Delete.
+//! SA_RESOURCE_INFO and TS_MAX_QUEUE are RFC 9611's per-resource Child SAs (`resource.rs`).
 //!
 //! Simultaneous rekeys of one Child SA (§2.8.1): both exchanges complete; when the second
 //! response arrives each side knows the four nonces, and the initiator of the exchange with the
@@ -30,6 +33,7 @@ use std::time::Instant;
 use super::established::{ChildSa, Established, Op};
 use super::payloads::{first_error, notify, one, optional};
 use super::proposal::{check_esp_answer, esp_offer, select_esp, EspChoice};
+use super::resource;
 use super::sa::Context;
 use super::ts::{narrow, within};
 use super::{
@@ -57,6 +61,11 @@ pub(crate) struct ChildExchange {
     transport: bool,
     /// Which child of the connection.
     config: usize,
+    /// The resource the new pair serves (RFC 9611): the one asked for, or the rekeyed pair's.
+    resource: Option<u32>,
+    /// We sent SA_RESOURCE_INFO: for a fallback, the peer's answer says whether it supports
+    /// per-resource Child SAs.
+    resource_info: bool,
     /// SPIs the peer deleted while this request was out that matched none of our Child SAs:
     /// if one is the pair our response brings, the peer installed and deleted it before the
     /// response reached us (a lost response, then a retransmission answered from the cache).
@@ -121,17 +130,29 @@ fn keymat(
     })
 }
 
-/// Builds and sends our CREATE_CHILD_SA request: a new Child SA with the configured selectors,
-/// or the rekey of the Child SA with inbound SPI `rekey` (same selectors and mode).
+impl ChildExchange {
+    /// The child and resource of a new per-resource Child SA (RFC 9611) this asks for.
+    pub(crate) fn new_resource(&self) -> Option<(usize, u32)> {
+        match (self.rekey, self.resource) {
+            (None, Some(r)) => Some((self.config, r)),
+            _ => None,
+        }
+    }
+}
+
+/// Builds and sends our CREATE_CHILD_SA request: a new Child SA with the configured selectors
+/// (per-resource for `resource`, RFC 9611, with its fallback's selectors), or the rekey of the
+/// Child SA with inbound SPI `rekey` (same selectors, mode and resource).
 pub(crate) fn request(
     sa: &mut Established,
     ctx: &mut Context,
     now: Instant,
     rekey: Option<u32>,
     index: usize,
+    resource: Option<u32>,
 ) -> Result<ChildExchange, Error> {
     let config = ctx.config.clone();
-    let (tsi, tsr, transport, index) = match rekey {
+    let (tsi, tsr, transport, index, resource) = match rekey {
         Some(spi) => {
             let old = sa.child(spi).ok_or(Error::NoSuchChildSa { spi })?;
             (
@@ -139,6 +160,7 @@ pub(crate) fn request(
                 old.remote_ts.clone(),
                 old.mode == Mode::Transport,
                 old.config,
+                old.resource,
             )
         }
         None => {
@@ -148,15 +170,20 @@ pub(crate) fn request(
                     field: "more_children",
                     reason: "no child with that index",
                 }))?;
-            (
-                child.local_ts.clone(),
-                child.remote_ts.clone(),
-                child.mode == Mode::Transport,
-                index,
-            )
+            // Every per-resource Child SA must have exactly the fallback's (narrowed)
+            // selectors, or the data plane would not see them as one set.
+            let (tsi, tsr) = match sa.fallback(index).filter(|_| resource.is_some()) {
+                Some(f) => (f.local_ts.clone(), f.remote_ts.clone()),
+                None => (child.local_ts.clone(), child.remote_ts.clone()),
+            };
+            (tsi, tsr, child.mode == Mode::Transport, index, resource)
         }
     };
     let child = config.child_config(index).unwrap_or(&config.child);
+    // Per-resource Child SAs and their rekeys say so; so does a would-be fallback (the first
+    // of its child) and its rekeys when we do per-resource Child SAs of that child.
+    let resource_info = resource.is_some()
+        || (child.per_resource_sas > 0 && (rekey.is_some() || sa.fallback(index).is_none()));
     let spi = ctx.random_esp_spi()?;
     let ni = ctx.nonce()?;
     let ke = match child.pfs {
@@ -182,6 +209,9 @@ pub(crate) fn request(
     if transport {
         payloads.push(transport_notify());
     }
+    if resource_info {
+        payloads.push(resource::info(resource));
+    }
     payloads.push(Payload::Sa(offer));
     payloads.push(Payload::Nonce(Nonce(ni.clone())));
     if let Some(ke) = &ke {
@@ -206,6 +236,8 @@ pub(crate) fn request(
         tsr,
         transport,
         config: index,
+        resource,
+        resource_info,
         deleted_meanwhile: Vec::new(),
     })
 }
@@ -258,6 +290,14 @@ pub(crate) fn complete(
             });
         }
         Ok((installed, nr)) => {
+            // The peer answered the fallback we marked: it does per-resource Child SAs too.
+            if x.resource_info
+                && x.rekey.is_none()
+                && x.resource.is_none()
+                && resource::present(response)
+            {
+                sa.resources.set_supported(x.config);
+            }
             let new_spi = installed.inbound_spi;
             let lowest = x.ni.clone().min(nr);
             let rekeyed = x.rekey.filter(|spi| sa.child(*spi).is_some());
@@ -286,6 +326,16 @@ pub(crate) fn complete(
                 }
             };
             sa.queue.push_front(op);
+        }
+        // RFC 9611: the peer takes no more per-resource Child SAs of this child; we stop
+        // asking (queued requests are dropped when their turn comes). The IKE SA stays.
+        Err(
+            error @ Error::Refused {
+                notify: NotifyType::TsMaxQueue,
+            },
+        ) if x.rekey.is_none() => {
+            sa.resources.set_full(x.config);
+            ctx.events.push_back(Event::ChildSaFailed { error });
         }
         // The peer's rekey of the same Child SA got there first and replaced it: nothing lost.
         Err(Error::Refused {
@@ -370,6 +420,7 @@ fn check_response(
         mode: mode(transport),
         path: ctx.esp_path(),
         config: x.config,
+        resource: x.resource,
     };
     Ok((installed, nr.0.clone()))
 }
@@ -484,6 +535,16 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
         Some(c) => c,
         None => return Err(refusal.unwrap_or(Error::NoProposalChosen)),
     };
+    // RFC 9611: a rekey keeps its pair's resource; a new Child SA marked with SA_RESOURCE_INFO
+    // is the fallback or gets a resource, if this child does per-resource Child SAs at all.
+    // Otherwise the notification is an unknown status one, and ignored.
+    let limit = config.child_config(index).map_or(0, |c| c.per_resource_sas);
+    let resource_info = resource::present(request) && limit > 0;
+    let resource = match old.and_then(|spi| sa.child(spi)) {
+        Some(c) => c.resource,
+        None if resource_info => resource::assign(&sa.children, index, limit)?,
+        None => None,
+    };
     let (ker, shared) = match group {
         Some(kei) => {
             let ours = KeyExchange::generate(kei.group, &mut *ctx.rng).map_err(Error::Crypto)?;
@@ -507,6 +568,9 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
     let mut payloads = Vec::new();
     if transport {
         payloads.push(transport_notify());
+    }
+    if resource_info {
+        payloads.push(resource::info(resource));
     }
     if let (Some(ke), Some(p)) = (&ker, sa_answer.proposals.first_mut()) {
         p.transforms
@@ -538,6 +602,7 @@ fn answer(sa: &Established, ctx: &mut Context, request: &[Payload]) -> Result<An
         mode: mode(transport),
         path: ctx.esp_path(),
         config: index,
+        resource,
     };
     Ok((payloads, old, installed, lowest))
 }

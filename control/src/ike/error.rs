@@ -78,6 +78,12 @@ pub enum Error {
     },
     /// The traffic selectors do not intersect our policy: TS_UNACCEPTABLE.
     TsUnacceptable,
+    /// The peer asked for a per-resource Child SA (RFC 9611) beyond the number we take for
+    /// that child: TS_MAX_QUEUE. The peer is to ask no more; the IKE SA stays.
+    TooManyResourceSas {
+        /// How many per-resource Child SAs we take beside the fallback.
+        limit: u32,
+    },
     /// The peer's AUTH payload does not verify, or its identity is not the configured one:
     /// AUTHENTICATION_FAILED.
     AuthenticationFailed {
@@ -141,6 +147,7 @@ impl Error {
             Error::NoProposalChosen
             | Error::InvalidKePayload { .. }
             | Error::TsUnacceptable
+            | Error::TooManyResourceSas { .. }
             | Error::AuthenticationFailed { .. }
             | Error::Refused { .. }
             | Error::Unsupported { .. } => Fault::Incompatible,
@@ -163,6 +170,7 @@ impl Error {
             Error::NoProposalChosen => Some(NotifyType::NoProposalChosen),
             Error::InvalidKePayload { .. } => Some(NotifyType::InvalidKePayload),
             Error::TsUnacceptable => Some(NotifyType::TsUnacceptable),
+            Error::TooManyResourceSas { .. } => Some(NotifyType::TsMaxQueue),
             Error::AuthenticationFailed { .. } => Some(NotifyType::AuthenticationFailed),
             Error::NoSuchChildSa { .. } => Some(NotifyType::ChildSaNotFound),
             Error::TemporaryFailure { .. } => Some(NotifyType::TemporaryFailure),
@@ -224,6 +232,9 @@ impl fmt::Display for Error {
                 write!(f, "invalid KE payload: the responder wants {wanted}")
             }
             Error::TsUnacceptable => f.write_str("traffic selectors unacceptable"),
+            Error::TooManyResourceSas { limit } => {
+                write!(f, "no per-resource Child SA beyond {limit} (TS_MAX_QUEUE)")
+            }
             Error::AuthenticationFailed { what } => write!(f, "authentication failed: {what}"),
             Error::Refused { notify } => write!(f, "the peer refused with {notify}"),
             Error::Unsupported { what } => write!(f, "not supported: {what}"),

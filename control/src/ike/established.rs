@@ -16,6 +16,7 @@ use super::create_child::{self, ChildExchange};
 use super::fragment::{self, Incoming};
 use super::informational;
 use super::rekey_ike::{self, IkeRekeyExchange};
+use super::resource::PeerResources;
 use super::retransmit::deadline;
 use super::sa::{Context, State, Step};
 use super::sa_init::Handshake;
@@ -43,6 +44,9 @@ pub(crate) struct ChildSa {
     pub lowest_nonce: Vec<u8>,
     /// Which child of the connection (its proposals and PFS serve its rekeys).
     pub config: usize,
+    /// The resource of a per-resource Child SA (RFC 9611); `None` for the fallback and
+    /// ordinary ones.
+    pub resource: Option<u32>,
 }
 
 impl ChildSa {
@@ -59,6 +63,7 @@ impl ChildSa {
             rekey_of: None,
             lowest_nonce: Vec::new(),
             config: c.config,
+            resource: c.resource,
         }
     }
 }
@@ -76,8 +81,12 @@ pub(crate) enum Op {
     /// Delete the IKE SA.
     DeleteIke,
     /// CREATE_CHILD_SA: a new Child SA of child `config` of the connection (`rekey` is
-    /// `None`) or the rekey of this one (inbound SPI).
-    CreateChild { rekey: Option<u32>, config: usize },
+    /// `None`; per-resource for `resource`, RFC 9611) or the rekey of this one (inbound SPI).
+    CreateChild {
+        rekey: Option<u32>,
+        config: usize,
+        resource: Option<u32>,
+    },
     /// CREATE_CHILD_SA rekeying the IKE SA (§1.3.2, §2.18).
     RekeyIke,
 }
@@ -127,6 +136,8 @@ pub(crate) struct Established {
     pub peer_fragmentation: bool,
     /// Fragmented messages being reassembled.
     pub incoming: Incoming,
+    /// What the peer said about per-resource Child SAs (RFC 9611).
+    pub resources: PeerResources,
 }
 
 impl Established {
@@ -145,7 +156,32 @@ impl Established {
             collision: None,
             peer_fragmentation: hs.peer.fragmentation,
             incoming: Incoming::default(),
+            resources: PeerResources::default(),
         }
+    }
+
+    /// The fallback Child SA of child `config` (RFC 9611): one without a resource (the
+    /// newest, when a rekey or an ordinary duplicate made several).
+    pub(crate) fn fallback(&self, config: usize) -> Option<&ChildSa> {
+        self.children
+            .iter()
+            .rev()
+            .find(|c| c.config == config && c.resource.is_none())
+    }
+
+    /// Whether child `config` has a Child SA for `resource`, or one is being negotiated or
+    /// queued.
+    pub(crate) fn has_resource(&self, config: usize, resource: u32) -> bool {
+        let wanted = Some((config, resource));
+        self.children
+            .iter()
+            .any(|c| c.config == config && c.resource == Some(resource))
+            || matches!(&self.outstanding,
+                Some(Outstanding::CreateChild(x)) if x.new_resource() == wanted)
+            || self.queue.iter().any(|op| {
+                matches!(op, Op::CreateChild { rekey: None, config: c, resource: Some(r) }
+                    if (*c, *r) == (config, resource))
+            })
     }
 
     /// The Child SA with this inbound SPI.
@@ -271,10 +307,19 @@ impl Established {
                             .map(|()| Some(Outstanding::DeleteChildren { spis, reason }))
                     }
                 }
-                Op::CreateChild { rekey, config } => {
-                    create_child::request(self, ctx, now, rekey, config)
-                        .map(|x| Some(Outstanding::CreateChild(Box::new(x))))
-                }
+                // The peer refused more per-resource Child SAs of this child meanwhile, or one
+                // for this resource came about: nothing to ask.
+                Op::CreateChild {
+                    rekey: None,
+                    config,
+                    resource: Some(r),
+                } if self.resources.is_full(config) || self.has_resource(config, r) => Ok(None),
+                Op::CreateChild {
+                    rekey,
+                    config,
+                    resource,
+                } => create_child::request(self, ctx, now, rekey, config, resource)
+                    .map(|x| Some(Outstanding::CreateChild(Box::new(x)))),
                 Op::RekeyIke => match rekey_ike::request(self, ctx, now) {
                     Ok(x) => Ok(Some(Outstanding::RekeyIke(Box::new(x)))),
                     Err(error) => {

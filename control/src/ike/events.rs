@@ -192,6 +192,12 @@ pub struct ChildSaInstalled {
     /// Which child of the connection it is: 0 is [`super::IkeConfig::child`], then
     /// [`super::IkeConfig::more_children`] (a rekey keeps its predecessor's).
     pub config: usize,
+    /// The resource (CPU) this Child SA serves (RFC 9611): `Some(index)` for a per-resource
+    /// Child SA of child `config` — as initiator the index the daemon asked for
+    /// ([`super::IkeSa::create_child_for_resource`]), as responder the lowest one free in this
+    /// IKE SA for that child — and `None` for the fallback and every ordinary Child SA. A
+    /// rekey keeps its predecessor's.
+    pub resource: Option<u32>,
 }
 
 /// Where a Child SA's ESP packets travel: the IKE SA's addresses when it was installed.

@@ -43,8 +43,9 @@
 //! time, §2.3 window of 1); `informational.rs` (INFORMATIONAL: liveness, Delete, §1.4, §1.5,
 //! §2.4) and `create_child.rs` (CREATE_CHILD_SA: a new Child SA and the Child SA rekey,
 //! §1.3.1–§1.3.3, §2.8, §2.17) build and answer those exchanges; `rekey_ike.rs` the IKE SA
-//! rekey (§1.3.2, §2.18). `cookie.rs` holds the responder's stateless cookies (§2.6), checked
-//! by the daemon before [`IkeSa::respond`].
+//! rekey (§1.3.2, §2.18); `resource.rs` per-resource Child SAs (RFC 9611: SA_RESOURCE_INFO,
+//! TS_MAX_QUEUE), asked for with [`IkeSa::create_child_for_resource`]. `cookie.rs` holds the
+//! responder's stateless cookies (§2.6), checked by the daemon before [`IkeSa::respond`].
 //!
 //! # Not yet here
 //! The retry after INVALID_KE_PAYLOAD or TEMPORARY_FAILURE in CREATE_CHILD_SA, lifetimes
@@ -93,6 +94,7 @@ mod proposal;
 mod protect;
 mod psk;
 mod rekey_ike;
+mod resource;
 mod retransmit;
 mod sa;
 mod sa_init;

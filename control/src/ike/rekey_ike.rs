@@ -216,6 +216,7 @@ fn assemble(
         collision: None,
         peer_fragmentation: old.peer_fragmentation,
         incoming: Default::default(),
+        resources: old.resources.clone(),
     };
     IkeSa::from_parts(new_ctx, State::Established(Box::new(established)))
 }

@@ -643,6 +643,7 @@ impl IkeSa {
             Op::CreateChild {
                 rekey: Some(inbound_spi),
                 config: 0,
+                resource: None,
             },
         );
         Ok(())
@@ -671,9 +672,78 @@ impl IkeSa {
             Op::CreateChild {
                 rekey: None,
                 config,
+                resource: None,
             },
         );
         Ok(())
+    }
+
+    /// Asks for a per-resource Child SA (RFC 9611) of child `config` for `resource` (0 up to
+    /// its [`super::ChildConfig::per_resource_sas`]): CREATE_CHILD_SA with SA_RESOURCE_INFO
+    /// and the selectors of the child's fallback (its first Child SA). Reports
+    /// [`Event::ChildSaInstalled`] with `resource: Some(resource)` or [`Event::ChildSaFailed`]
+    /// — with [`Error::Refused`] TS_MAX_QUEUE when the peer takes no more, after which requests
+    /// for this child still queued are dropped and new ones refused. Requests go one at a time
+    /// (§2.3); queue as many as wanted.
+    ///
+    /// Refused (nothing sent) if the peer did not answer the fallback's SA_RESOURCE_INFO with
+    /// its own ([`IkeSa::peer_supports_resources`]; [`Error::Unsupported`]), if it answered
+    /// TS_MAX_QUEUE before, if `resource` is out of range ([`Error::Config`]), or if a Child SA
+    /// for `resource` exists or is on its way ([`Error::TemporaryFailure`]).
+    pub fn create_child_for_resource(
+        &mut self,
+        now: Instant,
+        config: usize,
+        resource: u32,
+    ) -> Result<(), Error> {
+        let (s, ctx) = self.established()?;
+        let Some(child) = ctx.config.child_config(config) else {
+            return Err(Error::Config(super::ConfigError {
+                field: "more_children",
+                reason: "no child with that index",
+            }));
+        };
+        if resource >= child.per_resource_sas {
+            return Err(Error::Config(super::ConfigError {
+                field: "child.per_resource_sas",
+                reason: "the resource index is not below the configured count",
+            }));
+        }
+        if !s.resources.supports(config) {
+            return Err(Error::Unsupported {
+                what: "per-resource Child SAs: the peer did not answer SA_RESOURCE_INFO",
+            });
+        }
+        if s.resources.is_full(config) {
+            return Err(Error::Refused {
+                notify: crate::wire::NotifyType::TsMaxQueue,
+            });
+        }
+        if s.has_resource(config, resource) {
+            return Err(Error::TemporaryFailure {
+                what: "a Child SA for this resource exists or is being negotiated",
+            });
+        }
+        s.enqueue(
+            ctx,
+            now,
+            Op::CreateChild {
+                rekey: None,
+                config,
+                resource: Some(resource),
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether the peer does per-resource Child SAs (RFC 9611) of child `config`: it answered
+    /// the SA_RESOURCE_INFO of that child's fallback, which we negotiated (only the side that
+    /// created the fallback asks for the others), and has not answered TS_MAX_QUEUE since.
+    pub fn peer_supports_resources(&self, config: usize) -> bool {
+        match &self.state {
+            State::Established(s) => s.resources.supports(config) && !s.resources.is_full(config),
+            _ => false,
+        }
     }
 
     /// The Child SAs of this IKE SA as `(inbound SPI, outbound SPI)`, oldest first.

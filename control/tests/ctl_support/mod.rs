@@ -212,6 +212,7 @@ pub fn sample_sas(n: usize) -> Vec<IkeSaInfo> {
                 packets_out: i * 11 + k,
                 installed_secs: i % 3600,
                 rekey_in_secs: if k == 0 { Some(3600 - i % 3600) } else { None },
+                resource: None,
             };
             IkeSaInfo {
                 id: i + 1,

@@ -30,7 +30,7 @@ mod writer;
 
 pub use error::TableError;
 pub use reader::{ReadError, SlotSnapshot, TableReader};
-pub use record::{Direction, Keymat, Lifetimes, SaRecord, MAX_KEYMAT_LEN};
+pub use record::{Direction, Keymat, Lifetimes, SaRecord, ANY_WORKER, MAX_KEYMAT_LEN};
 pub use slot::{SlotStatus, WorkerArea};
 pub use spd::{AddressRange, Flow, Policy, ANY_PORT};
 pub use writer::TableWriter;

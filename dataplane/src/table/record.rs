@@ -64,6 +64,11 @@ impl std::fmt::Debug for Keymat {
     }
 }
 
+/// [`SaRecord::owner_worker`] of an SA that no worker is chosen for: its owner follows from
+/// its slot (the slot's index modulo the worker count), so ordinary SAs spread over the
+/// workers without the control plane knowing how many there are.
+pub const ANY_WORKER: u16 = u16::MAX;
+
 /// One SA as the control plane installs it and a worker reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaRecord {
@@ -71,8 +76,16 @@ pub struct SaRecord {
     pub params: SaParams,
     pub keymat: Keymat,
     pub lifetimes: Lifetimes,
-    /// The worker that owns the SA: the only one that touches its sequence counter or replay
-    /// window, and the only writer of its worker area.
+    /// Which worker owns the SA: the only one that touches its sequence counter or replay
+    /// window, and the only writer of its worker area. [`ANY_WORKER`] for an ordinary SA (its
+    /// owner is its slot modulo the worker count); any other value pins the SA to that worker,
+    /// modulo the worker count, as a per-resource Child SA (RFC 9611) is pinned to its CPU.
+    /// `worker::owner_of` applies the rule. A worker reads the owner with the record, and a
+    /// record is never rewritten in place, so an SA keeps its owner for its whole life.
+    ///
+    /// A table written before this field had a meaning holds 0 in every record: those SAs
+    /// are all pinned to worker 0, which is correct (one owner each) but hands every packet
+    /// the other workers receive over to worker 0.
     pub owner_worker: u16,
     /// Seconds since the epoch.
     pub installed_at: u64,
@@ -351,6 +364,13 @@ pub(crate) mod tests {
             assert_eq!(SaRecord::decode(&record.encode()), Ok(Some(record.clone())));
         }
         record.pair = None;
+        for owner in [0, 2, 0x7FFF, ANY_WORKER - 1, ANY_WORKER] {
+            record.owner_worker = owner;
+            let words = record.encode();
+            assert_eq!((words[2] >> 32) as u16, owner, "{owner:#x}");
+            assert_eq!(SaRecord::decode(&words), Ok(Some(record.clone())));
+        }
+        record.owner_worker = 1;
         record.params.endpoints = Endpoints::V6 {
             local: "2001:db8::1".parse().unwrap(),
             remote: "2001:db8::2".parse().unwrap(),

@@ -13,13 +13,16 @@
 //! packets accepted after the last flush could be accepted once more.
 //!
 //! Ownership. With several workers over one table, each SA has one owner ([`owner_of`]): the
-//! only worker that touches its sequence counter, replay window and worker area. A cache made
-//! with [`SaCache::for_worker`] refuses every other worker's SAs, so no code path can make two
-//! cores share one, whatever it looked up.
+//! only worker that touches its sequence counter, replay window and worker area. The owner
+//! follows from the slot and the record's `owner_worker` (an ordinary SA: its slot modulo the
+//! worker count; a per-resource SA, RFC 9611: the worker it is pinned to). A cache made with
+//! [`SaCache::for_worker`] reads the owner with the record and refuses every other worker's
+//! SAs, so no code path can make two cores share one, whatever it looked up.
 
 use crate::esp::{InboundSa, InboundSaLookup, OutboundSa, SaCounters, SequenceStatus};
 use crate::table::{
-    layout::flags, Direction, Lifetimes, SaRecord, SlotId, TableReader, WorkerArea,
+    layout::flags, Direction, Lifetimes, ReadError, SaRecord, SlotId, TableReader, WorkerArea,
+    ANY_WORKER,
 };
 
 /// Sequence numbers reserved in the table ahead of use. A reservation is renewed when fewer
@@ -44,13 +47,33 @@ struct Cached<S> {
     pair: Option<SlotId>,
 }
 
-/// Which of `workers` workers owns the SA in `slot`: the slot's index modulo the worker
-/// count. A pure function of the slot, so any worker can tell without reading the record, and
-/// an SA keeps its owner for its whole life. (`SaRecord::owner_worker` is not consulted.)
-/// `workers` of zero counts as one.
-pub fn owner_of(slot: SlotId, workers: usize) -> usize {
-    slot.0 as usize % workers.max(1)
+/// Which of `workers` workers owns the SA in `slot` whose record says `owner_worker`
+/// ([`SaRecord::owner_worker`]): for [`ANY_WORKER`] the slot's index modulo the
+/// worker count (ordinary SAs spread over the workers), otherwise `owner_worker` modulo the
+/// worker count (a per-resource SA pinned to its worker; a control plane that knows fewer
+/// workers than it numbered still gets one owner per SA). Both inputs are fixed while the
+/// SA is installed, so an SA keeps its owner for its whole life. `workers` of zero counts as
+/// one.
+pub fn owner_of(slot: SlotId, owner_worker: u16, workers: usize) -> usize {
+    let workers = workers.max(1);
+    if owner_worker == ANY_WORKER {
+        slot.0 as usize % workers
+    } else {
+        usize::from(owner_worker) % workers
+    }
 }
+
+/// What a slot held at one version, as far as ownership goes.
+#[derive(Clone, Copy, Debug)]
+struct OwnerNote {
+    /// The slot's version when it was read; [`UNREAD`] before the first read.
+    version: u64,
+    /// The record's `owner_worker`; `None`: no SA at that version (free or undecodable).
+    owner_worker: Option<u16>,
+}
+
+/// A version no stable slot has (stable versions are even), so a fresh note never matches.
+const UNREAD: u64 = u64::MAX;
 
 /// The SAs one worker owns, keyed by table slot.
 #[derive(Debug)]
@@ -68,6 +91,9 @@ pub struct SaCache<'t> {
     /// The SPI and slot the last successful inbound lookup found: the policy check right
     /// after decryption asks about that SA without a second index probe.
     last_inbound: Option<(u32, usize)>,
+    /// Each slot's `owner_worker` as of a version: deciding whose a packet is costs one
+    /// version load, and the record is read again only when the slot changed.
+    owners: Vec<OwnerNote>,
 }
 
 impl<'t> SaCache<'t> {
@@ -91,6 +117,42 @@ impl<'t> SaCache<'t> {
             touched: Vec::with_capacity(TOUCHED_CAPACITY),
             touched_overflow: false,
             last_inbound: None,
+            owners: vec![
+                OwnerNote {
+                    version: UNREAD,
+                    owner_worker: None,
+                };
+                capacity
+            ],
+        }
+    }
+
+    /// The [`SaRecord::owner_worker`] of the SA in `slot` as installed now, for
+    /// [`owner_of`]: the record is read only when the slot's version moved since the last
+    /// look. `None` when the slot holds no SA, or the writer kept it busy (ask again later).
+    pub fn owner_worker(&mut self, slot: SlotId) -> Option<u16> {
+        let version = self.table.version(slot)?;
+        let note = self.owners.get(slot.0 as usize)?;
+        if note.version != version {
+            match self.table.read(slot) {
+                // Possibly newer than `version`: then it is the newer SA's owner, noted as such.
+                Ok(snapshot) => {
+                    self.note_owner(slot, snapshot.version, Some(snapshot.record.owner_worker))
+                }
+                // So until the writer writes the slot again, which moves its version.
+                Err(ReadError::Free | ReadError::Corrupt) => self.note_owner(slot, version, None),
+                Err(ReadError::Busy | ReadError::OutOfRange) => return None,
+            }
+        }
+        self.owners.get(slot.0 as usize)?.owner_worker
+    }
+
+    fn note_owner(&mut self, slot: SlotId, version: u64, owner_worker: Option<u16>) {
+        if let Some(note) = self.owners.get_mut(slot.0 as usize) {
+            *note = OwnerNote {
+                version,
+                owner_worker,
+            };
         }
     }
 
@@ -104,9 +166,20 @@ impl<'t> SaCache<'t> {
         self.inbound.get(index)?.as_ref().map(|entry| entry.pair)
     }
 
-    /// Whether the SA in `slot` is this worker's.
-    fn owns(&self, slot: SlotId) -> bool {
-        owner_of(slot, self.workers) == self.worker
+    /// Whether an SA in `slot` whose record says `owner_worker` is this worker's.
+    fn owns(&self, slot: SlotId, owner_worker: u16) -> bool {
+        owner_of(slot, owner_worker, self.workers) == self.worker
+    }
+
+    /// Whether the slot, at `version`, is known (from its owner note) to hold no SA of this
+    /// worker's, so that it need not be read.
+    fn known_not_mine(&self, slot: SlotId, version: u64) -> bool {
+        self.owners.get(slot.0 as usize).is_some_and(|note| {
+            note.version == version
+                && note
+                    .owner_worker
+                    .is_none_or(|owner| !self.owns(slot, owner))
+        })
     }
 
     fn touch(&mut self, direction: Direction, slot: u32) {
@@ -121,16 +194,18 @@ impl<'t> SaCache<'t> {
     /// `None` when the slot holds no outbound SA, the SA reached a hard lifetime or it is
     /// another worker's.
     pub fn outbound_sa(&mut self, slot: SlotId) -> Option<&mut OutboundSa> {
-        if !self.owns(slot) {
-            return None;
-        }
         let index = slot.0 as usize;
         let version = self.table.version(slot)?;
+        // A current entry was this worker's when it was loaded, and an SA's owner is fixed.
         let current = matches!(&self.outbound[index], Some(c) if c.version == version);
         if !current {
+            if self.known_not_mine(slot, version) {
+                return None;
+            }
             let snapshot = self.table.read(slot).ok()?;
             let record = snapshot.record;
-            if record.direction != Direction::Outbound {
+            self.note_owner(slot, snapshot.version, Some(record.owner_worker));
+            if record.direction != Direction::Outbound || !self.owns(slot, record.owner_worker) {
                 self.outbound[index] = None;
                 return None;
             }
@@ -183,6 +258,22 @@ impl<'t> SaCache<'t> {
             return;
         };
         let index = slot as usize;
+        // An entry whose slot was written since (the SA deleted, perhaps another installed,
+        // perhaps another worker's) must not report into the slot's worker area: it would
+        // count, flag or resume someone else's SA. Records are never rewritten in place, so
+        // a moved version means the entry's SA is gone.
+        let version = self.table.version(SlotId(slot));
+        let entries_version = match direction {
+            Direction::Inbound => self.inbound[index].as_ref().map(|entry| entry.version),
+            Direction::Outbound => self.outbound[index].as_ref().map(|entry| entry.version),
+        };
+        if entries_version.is_some() && entries_version != version {
+            match direction {
+                Direction::Inbound => self.inbound[index] = None,
+                Direction::Outbound => self.outbound[index] = None,
+            }
+            return;
+        }
         match direction {
             Direction::Inbound => {
                 if let Some(entry) = self.inbound[index].as_mut() {
@@ -264,16 +355,22 @@ impl InboundSaLookup for SaCache<'_> {
     fn inbound_sa(&mut self, spi: u32) -> Option<&mut InboundSa> {
         self.last_inbound = None;
         let slot = self.table.find_inbound(spi)?;
-        if !self.owns(slot) {
-            return None;
-        }
         let index = slot.0 as usize;
         let version = self.table.version(slot)?;
+        // A current entry was this worker's when it was loaded, and an SA's owner is fixed.
         let current = matches!(&self.inbound[index], Some(c) if c.version == version);
         if !current {
+            if self.known_not_mine(slot, version) {
+                return None;
+            }
             let snapshot = self.table.read(slot).ok()?;
             let record = snapshot.record;
-            if record.direction != Direction::Inbound || record.params.spi != spi {
+            self.note_owner(slot, snapshot.version, Some(record.owner_worker));
+            if record.direction != Direction::Inbound
+                || record.params.spi != spi
+                || !self.owns(slot, record.owner_worker)
+            {
+                self.inbound[index] = None;
                 return None;
             }
             let mut sa = InboundSa::new(record.params, record.keymat.as_bytes()).ok()?;

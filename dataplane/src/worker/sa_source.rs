@@ -7,17 +7,17 @@
 //! selectors and lets everything through.
 //!
 //! With several workers, a source whose SAs live in table slots names the slot a packet's SA
-//! is in ([`SaSource::outbound_slot`], [`SaSource::inbound_slot`]) before anything touches the
-//! SA, so that a worker can hand the packet to the slot's owner
-//! ([`owner_of`](super::owner_of)). A source that names no slots (a fixed pair) keeps every
-//! packet on the worker that received it.
+//! is in ([`SaSource::outbound_slot`], [`SaSource::inbound_slot`]) and what its record says
+//! about its owner ([`SaSource::owner_worker`]) before anything touches the SA, so that a
+//! worker can hand the packet to the SA's owner ([`owner_of`](super::owner_of)). A source
+//! that names no slots (a fixed pair) keeps every packet on the worker that received it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::esp::{
     Decapsulator, DropReason, InboundSa, InboundSaLookup, OutboundSa, PacketBuf, Verdict,
 };
-use crate::table::{SlotId, TableReader};
+use crate::table::{SlotId, TableReader, ANY_WORKER};
 
 use super::{flow_of, SaCache, SpdMirror};
 
@@ -36,9 +36,19 @@ pub trait SaSource {
     /// the SA (no sequence number, no cache entry): the worker that owns the slot encapsulates
     /// it, with [`outbound_in`](Self::outbound_in). `None` when the source names no slots
     /// (its SAs are the calling worker's: use [`outbound_for`](Self::outbound_for)) or no
-    /// policy covers the packet.
+    /// policy covers the packet. Where several SAs carry the same traffic (per-resource SAs,
+    /// RFC 9611), the one the calling worker should use.
     fn outbound_slot(&mut self, _packet: &[u8]) -> Option<SlotId> {
         None
+    }
+
+    /// What the record of the SA in `slot` (as [`outbound_slot`](Self::outbound_slot) or
+    /// [`inbound_slot`](Self::inbound_slot) named it) says about its owner
+    /// ([`SaRecord::owner_worker`]), for [`owner_of`](super::owner_of). Found without
+    /// touching the SA; [`ANY_WORKER`] when the source does not know (the slot
+    /// then decides).
+    fn owner_worker(&mut self, _slot: SlotId) -> u16 {
+        ANY_WORKER
     }
 
     /// The outbound SA in `slot`, as [`outbound_slot`](Self::outbound_slot) named it. `None`
@@ -141,6 +151,9 @@ pub struct TableSas<'t> {
     table: &'t TableReader,
     cache: SaCache<'t>,
     spd: SpdMirror,
+    /// The slot and `owner_worker` the last [`outbound_slot`](SaSource::outbound_slot)
+    /// found: the owner check right after it needs no table access.
+    last_outbound: Option<(SlotId, u16)>,
 }
 
 impl<'t> TableSas<'t> {
@@ -150,15 +163,25 @@ impl<'t> TableSas<'t> {
     }
 
     /// The SAs worker `worker` of `workers` owns ([`SaCache::for_worker`]); the others'
-    /// slots are still named, for hand-over.
+    /// slots are still named, for hand-over. Plaintext goes through this worker's
+    /// per-resource SA where one exists ([`SpdMirror::for_worker`]).
     pub fn for_worker(table: &'t TableReader, worker: usize, workers: usize) -> Self {
-        let mut spd = SpdMirror::default();
-        spd.refresh(table);
-        Self {
+        let mut sas = Self {
             table,
             cache: SaCache::for_worker(table, worker, workers),
-            spd,
-        }
+            spd: SpdMirror::for_worker(worker, workers),
+            last_outbound: None,
+        };
+        sas.refresh_spd();
+        sas
+    }
+
+    /// [`SpdMirror::refresh_with`] the owners the cache knows: when the SPD moved, only the
+    /// records that changed since are read.
+    fn refresh_spd(&mut self) -> bool {
+        let cache = &mut self.cache;
+        self.spd
+            .refresh_with(self.table, |slot| cache.owner_worker(slot))
     }
 }
 
@@ -175,14 +198,28 @@ impl<'t> SaSource for TableSas<'t> {
     }
 
     fn outbound_slot(&mut self, packet: &[u8]) -> Option<SlotId> {
-        self.spd.lookup(&flow_of(packet)?)
+        self.last_outbound = flow_of(packet).and_then(|flow| self.spd.lookup_with_owner(&flow));
+        self.last_outbound.map(|(slot, _)| slot)
     }
 
     fn outbound_in(&mut self, slot: SlotId) -> Option<&mut OutboundSa> {
         self.cache.outbound_sa(slot)
     }
 
+    fn owner_worker(&mut self, slot: SlotId) -> u16 {
+        // Outbound: as the SPD copy read it (the cache checks it again before use).
+        if let Some((last, owner_worker)) = self.last_outbound {
+            if last == slot {
+                return owner_worker;
+            }
+        }
+        // A slot without an SA (or one mid-write): the slot's rule; its owner will find
+        // nothing there and count the drop.
+        self.cache.owner_worker(slot).unwrap_or(ANY_WORKER)
+    }
+
     fn inbound_slot(&mut self, spi: u32) -> Option<SlotId> {
+        self.last_outbound = None;
         self.table.find_inbound(spi)
     }
 
@@ -205,13 +242,13 @@ impl<'t> SaSource for TableSas<'t> {
         // A Child SA installed during this batch: its policies may be newer than the copy.
         // On this (refusing) path only, so a stream of refused packets costs one load each.
         !self.spd.is_current(self.table)
-            && self.spd.refresh(self.table)
+            && self.refresh_spd()
             && self.spd.allows_inbound(pair, &flow)
     }
 
     fn begin_batch(&mut self) {
         // One atomic load when the SPD did not change.
-        self.spd.refresh(self.table);
+        self.refresh_spd();
     }
 
     fn end_batch(&mut self) {
@@ -220,6 +257,6 @@ impl<'t> SaSource for TableSas<'t> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.cache.flush(now);
-        self.spd.refresh(self.table);
+        self.refresh_spd();
     }
 }

@@ -1,9 +1,30 @@
 //! A worker's copy of the outbound SPD and the selector fields of a plaintext packet.
+//!
+//! Per-resource Child SAs (RFC 9611). A peer that supports them negotiates several Child SAs
+//! with identical traffic selectors: one per resource (here a worker, the SA's record pinning
+//! it with `owner_worker`), and a fallback that is no resource's. Each worker sends through
+//! its own per-resource SA, so that no two cores share a sequence counter and no packet is
+//! handed over. The SPD lists them all, each with a policy of the same selectors; the first
+//! match alone would send every worker's traffic through one SA. So among the policies with
+//! exactly the selectors of the first match (which all match the packet too), a worker takes:
+//!
+//! 1. the first whose SA is pinned to this worker;
+//! 2. else, if the first match's SA is pinned to another worker, the first whose SA is pinned
+//!    to none (the fallback: RFC 9611 sends a resource's traffic there until it has an SA of
+//!    its own);
+//! 3. else the first match.
+//!
+//! "First" keeps the SPD's order, newest first, so a rekeyed SA takes over from the one it
+//! replaces in each role. The choice is made when the copy is refreshed: per packet the cost
+//! stays one first-match scan and one array load.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::esp::ip::{self, proto, Family};
-use crate::table::{Flow, Policy, SlotId, TableReader};
+use crate::table::{AddressRange, Direction, Flow, Policy, SlotId, TableReader, ANY_WORKER};
+
+use super::owner_of;
 
 /// Protocols whose first four payload bytes are source and destination ports.
 fn has_ports(protocol: u8) -> bool {
@@ -59,28 +80,133 @@ pub fn flow_of(packet: &[u8]) -> Option<Flow> {
     })
 }
 
-/// The policies as of one SPD version. Matching is a first-match scan in priority order:
-/// right for the tens of policies of a site-to-site gateway, not for 100k tunnels, which need
-/// an index by destination (a later step).
-#[derive(Debug, Default)]
+/// The policies as of one SPD version, seen by one worker. Matching is a first-match scan in
+/// priority order: right for the tens of policies of a site-to-site gateway, not for 100k
+/// tunnels, which need an index by destination (a later step).
+#[derive(Debug)]
 pub struct SpdMirror {
     version: Option<u64>,
     policies: Vec<Policy>,
+    /// For each policy, the outbound SA this worker sends through when that policy is the
+    /// first match (the module's documentation says which), and that SA's `owner_worker`.
+    chosen: Vec<(SlotId, u16)>,
+    worker: usize,
+    workers: usize,
+}
+
+impl Default for SpdMirror {
+    /// The mirror of the only worker.
+    fn default() -> Self {
+        Self::for_worker(0, 1)
+    }
+}
+
+/// The selectors of a policy: policies with equal ones are the SAs of one traffic class.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Selectors {
+    local: AddressRange,
+    remote: AddressRange,
+    protocol: Option<u8>,
+    local_ports: (u16, u16),
+    remote_ports: (u16, u16),
+}
+
+impl Selectors {
+    fn of(policy: &Policy) -> Self {
+        Self {
+            local: policy.local,
+            remote: policy.remote,
+            protocol: policy.protocol,
+            local_ports: policy.local_ports,
+            remote_ports: policy.remote_ports,
+        }
+    }
+}
+
+/// A class of policies with equal selectors, walked from the last to the first: its
+/// earliest members so far whose SA is pinned to this worker, and to none.
+#[derive(Default)]
+struct Class {
+    mine: Option<(SlotId, u16)>,
+    unpinned: Option<(SlotId, u16)>,
 }
 
 impl SpdMirror {
+    /// An empty mirror for worker `worker` of `workers` (zero counts as one), which prefers
+    /// that worker's per-resource SAs; [`refresh`](Self::refresh) fills it.
+    pub fn for_worker(worker: usize, workers: usize) -> Self {
+        Self {
+            version: None,
+            policies: Vec::new(),
+            chosen: Vec::new(),
+            worker,
+            workers: workers.max(1),
+        }
+    }
+
     /// Brings the copy up to date; one atomic load when nothing changed. `false` when the
-    /// writer was mid-update (the old copy stays; try again next batch).
+    /// writer was mid-update (the old copy stays; try again next batch). When the SPD moved,
+    /// also reads the record of every SA a policy names, for its owner.
     pub fn refresh(&mut self, table: &TableReader) -> bool {
+        self.refresh_with(table, |slot| match table.read(slot) {
+            Ok(snapshot) if snapshot.record.direction == Direction::Outbound => {
+                Some(snapshot.record.owner_worker)
+            }
+            _ => None,
+        })
+    }
+
+    /// [`refresh`](Self::refresh), with the owners (`SaRecord::owner_worker`) of the SAs the
+    /// policies name from `owner_worker` (`None`: unknown, taken as
+    /// [`ANY_WORKER`]): a worker's SA cache knows them without reading records
+    /// that did not change.
+    pub fn refresh_with(
+        &mut self,
+        table: &TableReader,
+        owner_worker: impl FnMut(SlotId) -> Option<u16>,
+    ) -> bool {
         if self.is_current(table) {
             return true;
         }
         match table.read_policies(&mut self.policies) {
             Ok(version) => {
                 self.version = Some(version);
+                self.choose(owner_worker);
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// Fills `chosen`. Allocates, once per SPD version. The owners are as of now: should a
+    /// slot be reused without the SPD changing (the control plane rewrites the SPD before it
+    /// deletes an SA and after it installs one), a packet may be kept or handed over wrongly
+    /// until the next change, and then dropped by the SA cache, which checks every SA's
+    /// owner against its record: never sent by two workers.
+    fn choose(&mut self, mut owner_worker: impl FnMut(SlotId) -> Option<u16>) {
+        let mut classes: HashMap<Selectors, Class> = HashMap::with_capacity(self.policies.len());
+        self.chosen.clear();
+        self.chosen.extend(self.policies.iter().map(|policy| {
+            let owner = owner_worker(policy.outbound).unwrap_or(ANY_WORKER);
+            (policy.outbound, owner)
+        }));
+        // Backwards, so that each class holds its earliest members when its first is reached.
+        for (i, policy) in self.policies.iter().enumerate().rev() {
+            let class = classes.entry(Selectors::of(policy)).or_default();
+            let own = self.chosen[i];
+            let pinned_elsewhere = if own.1 == ANY_WORKER {
+                class.unpinned = Some(own);
+                false
+            } else if owner_of(own.0, own.1, self.workers) == self.worker {
+                class.mine = Some(own);
+                false
+            } else {
+                true
+            };
+            let fallback = class.unpinned.filter(|_| pinned_elsewhere);
+            if let Some(choice) = class.mine.or(fallback) {
+                self.chosen[i] = choice;
+            }
         }
     }
 
@@ -89,12 +215,21 @@ impl SpdMirror {
         self.version == Some(table.spd_version())
     }
 
-    /// The outbound SA for a plaintext packet, if a policy covers it.
+    /// The outbound SA this worker sends a plaintext packet through, if a policy covers it:
+    /// the first match's, or this worker's per-resource SA (or the fallback) among the
+    /// policies with the first match's selectors.
     pub fn lookup(&self, flow: &Flow) -> Option<SlotId> {
-        self.policies
+        self.lookup_with_owner(flow).map(|(slot, _)| slot)
+    }
+
+    /// [`lookup`](Self::lookup), with the SA's `owner_worker` as its record said when the SPD
+    /// was copied (for [`owner_of`]).
+    pub fn lookup_with_owner(&self, flow: &Flow) -> Option<(SlotId, u16)> {
+        let first = self
+            .policies
             .iter()
-            .find(|policy| policy.matches(flow))
-            .map(|policy| policy.outbound)
+            .position(|policy| policy.matches(flow))?;
+        self.chosen.get(first).copied()
     }
 
     /// Whether a decrypted inbound packet with selector fields `flow` may have come through
@@ -173,6 +308,7 @@ mod tests {
                     ..policy("10.2.0.0/24", "10.1.3.0/24", 5)
                 },
             ],
+            ..SpdMirror::default()
         };
         let inside = from_peer("10.1.0.5", "10.2.0.7", Some((5000, 6000)));
         assert!(mirror.allows_inbound(SlotId(3), &inside));
@@ -198,5 +334,58 @@ mod tests {
         // No ports to check (a non-first fragment): only port-less selectors take it.
         assert!(!mirror.allows_inbound(SlotId(5), &dns(None)));
         assert!(mirror.allows_inbound(SlotId(1), &from_peer("10.1.0.5", "10.2.0.7", None)));
+    }
+
+    /// What `worker` of 3 sends through when each policy is the first match, given each
+    /// slot's `owner_worker` (slot `n` pinned as `owners[n]`).
+    fn chosen(policies: &[Policy], owners: &[u16], worker: usize) -> Vec<u32> {
+        let mut mirror = SpdMirror {
+            policies: policies.to_vec(),
+            ..SpdMirror::for_worker(worker, 3)
+        };
+        mirror.choose(|slot| owners.get(slot.0 as usize).copied());
+        // Each choice carries its own SA's owner (unknown: no one's).
+        for &(slot, owner) in &mirror.chosen {
+            let expected = owners.get(slot.0 as usize).copied();
+            assert_eq!(owner, expected.unwrap_or(ANY_WORKER));
+        }
+        mirror.chosen.iter().map(|(slot, _)| slot.0).collect()
+    }
+
+    #[test]
+    fn each_worker_takes_its_own_sa_among_identical_policies() {
+        const ANY: u16 = ANY_WORKER;
+        let same = |slot| policy("10.2.0.0/24", "10.1.0.0/24", slot);
+        let udp = |slot| Policy {
+            protocol: Some(17),
+            ..same(slot)
+        };
+        // Slots 0..=6: a rekeyed per-resource SA of worker 1 (new 0, old 1), worker 2's (2),
+        // a rekeyed fallback (new 3, old 4), worker 0's, pinned as 3 (5), and a UDP-only SA
+        // pinned to worker 1 (6).
+        let owners = [1, 1, 2, ANY, ANY, 3, 1];
+        let policies = [same(0), same(1), same(2), same(3), same(4), same(5), udp(6)];
+        // Policy 0 is the first match of the class: each worker gets its newest own SA; a
+        // class member that is no one's own falls back to the newest fallback after it.
+        assert_eq!(chosen(&policies, &owners, 0)[0], 5);
+        assert_eq!(chosen(&policies, &owners, 1)[0], 0);
+        assert_eq!(chosen(&policies, &owners, 2)[0], 2);
+        // The UDP policy is a class of its own, whatever the worker.
+        for worker in 0..3 {
+            assert_eq!(chosen(&policies, &owners, worker)[6], 6);
+        }
+        // Without per-resource SAs of worker 0: the newest fallback, not another's SA.
+        let policies = [same(0), same(2), same(3), same(4)];
+        assert_eq!(chosen(&policies, &owners, 0)[0], 3);
+        // Without a fallback: the first match.
+        let policies = [same(0), same(2)];
+        assert_eq!(chosen(&policies, &owners, 0)[0], 0);
+        // A fallback first stays first for a worker without its own SA.
+        let policies = [same(4), same(0)];
+        assert_eq!(chosen(&policies, &owners, 0)[0], 4);
+        assert_eq!(chosen(&policies, &owners, 1)[0], 0);
+        // An owner that cannot be read counts as no one's.
+        let policies = [same(0), same(9)];
+        assert_eq!(chosen(&policies, &owners, 0)[0], 9);
     }
 }

@@ -84,13 +84,18 @@ fn child_sa(w: &mut impl Write, c: &ChildSaInfo) -> io::Result<()> {
     };
     let encap = if c.udp_encap { "-in-UDP" } else { "" };
     let esn = if c.esn { "/ESN" } else { "" };
-    writeln!(
+    write!(
         w,
         "  {}: {}, {mode}{encap}, ESP:{}{esn}",
         c.name,
         child_state(c.state),
         c.algorithm
     )?;
+    match c.resource {
+        // Per-resource Child SAs share their selectors: the resource tells them apart.
+        Some(resource) => writeln!(w, ", resource {resource}")?,
+        None => writeln!(w)?,
+    }
     match c.rekey_in_secs {
         Some(rekey) => writeln!(
             w,
@@ -173,6 +178,7 @@ mod tests {
                 packets_out: 200,
                 installed_secs: 100,
                 rekey_in_secs: Some(3400),
+                resource: None,
             }],
         };
         let mut out = Vec::new();

@@ -233,6 +233,10 @@ pub struct ChildSaInfo {
     pub installed_secs: u64,
     /// Seconds until it is rekeyed; `None`: not scheduled.
     pub rekey_in_secs: Option<u64>,
+    /// RFC 9611: the resource (data-plane worker) this per-resource Child SA serves; `None`
+    /// for an ordinary or fallback Child SA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<u32>,
 }
 
 /// Every counter the daemon keeps.

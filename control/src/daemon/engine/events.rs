@@ -4,12 +4,32 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::timing::{hard_lifetime, jittered, retry_pause, KEEPALIVE_INTERVAL};
 use super::{ChildEntry, Engine};
 use crate::config::UniqueIds;
-use crate::ike::{ChildSaInstalled, DeleteReason, Event, IkeSa};
+use crate::ike::{ChildSaInstalled, DeleteReason, Error, Event, IkeSa};
+use crate::wire::NotifyType;
+
+impl super::IkeEntry {
+    /// The children of the connection with `per_cpu_sas` whose fallback Child SA is here
+    /// (RFC 9611): those whose per-resource Child SAs may be asked for.
+    pub(super) fn fallbacks_with_resources(&self) -> Vec<usize> {
+        self.conn
+            .template
+            .child_configs()
+            .filter(|(i, c)| {
+                c.per_resource_sas > 0
+                    && self
+                        .children
+                        .iter()
+                        .any(|ch| ch.sa.config == *i && ch.sa.resource.is_none())
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
 
 impl Engine {
     /// `key_renewal = "reauth"`: a new IKE SA with a full authentication, which deletes `old`
@@ -120,11 +140,27 @@ impl Engine {
                 }
                 self.after_established(id, now);
             }
-            Event::ChildSaInstalled(c) => self.install_child(id, now, c, None),
+            Event::ChildSaInstalled(c) => {
+                let (config, fallback) = (c.config, c.resource.is_none());
+                if self.install_child(id, now, c, None) && fallback {
+                    self.request_resources(id, now, config);
+                }
+            }
             Event::ChildSaRekeyed(r) => {
                 let old = r.old_inbound_spi;
                 let new = Box::new(r.new);
                 self.install_child(id, now, new, Some(old));
+            }
+            // RFC 9611: the peer takes no more per-resource Child SAs of a child (the IKE SA
+            // asks no further), or we refused one: no rekey was refused, none to retry.
+            Event::ChildSaFailed {
+                error:
+                    error @ (Error::Refused {
+                        notify: NotifyType::TsMaxQueue,
+                    }
+                    | Error::TooManyResourceSas { .. }),
+            } => {
+                info!(conn = %name, id, spis, "no more per-resource Child SAs: {error}");
             }
             Event::ChildSaDeleted(d) => {
                 if let Some(pos) = entry
@@ -203,6 +239,15 @@ impl Engine {
             }
             Event::ChildSaFailed { error } => {
                 warn!(conn = %name, id, spis, "Child SA not created: {error:?}");
+                // The peer was busy (an IKE SA rekey under way, say): if that was a
+                // per-resource Child SA, those still missing are asked for again after a
+                // pause (the IKE SA skips the ones that are there).
+                let busy = Error::Refused {
+                    notify: NotifyType::TemporaryFailure,
+                };
+                if error == busy && !entry.fallbacks_with_resources().is_empty() {
+                    entry.resources_at = Some(now + retry_pause());
+                }
                 // A refused rekey (the peer was busy, say) leaves the old pair: try again
                 // after a random pause, so that two peers that collided do not again.
                 for child in entry.children.iter_mut().filter(|c| c.rekeying) {
@@ -220,15 +265,16 @@ impl Engine {
         }
     }
 
+    /// Puts a Child SA into the table; whether it is there.
     pub(super) fn install_child(
         &mut self,
         id: u64,
         now: Instant,
         sa: Box<ChildSaInstalled>,
         rekey_of: Option<u32>,
-    ) {
+    ) -> bool {
         let Some(entry) = self.sas.get_mut(&id) else {
-            return;
+            return false;
         };
         let name = entry.conn.conn.name.clone();
         let child_conf = entry.conn.conn.children.get(sa.config);
@@ -240,7 +286,7 @@ impl Engine {
                 info!(conn = %name, id, spi_in = format_args!("{:08x}", sa.inbound_spi),
                       spi_out = format_args!("{:08x}", sa.outbound_spi), suite = ?sa.suite,
                       esn = sa.esn, mode = ?sa.mode, path = ?sa.path, rekey_of = ?rekey_of,
-                      "Child SA installed");
+                      resource = ?sa.resource, "Child SA installed");
                 let rekey_at = jittered(now, rekey_time);
                 entry.children.push(ChildEntry {
                     sa,
@@ -250,6 +296,7 @@ impl Engine {
                     rekeying: false,
                     expire_at: hard_lifetime(now, rekey_time),
                 });
+                true
             }
             Err(e) => {
                 self.counters.child_install_failed += 1;
@@ -257,7 +304,40 @@ impl Engine {
                 let spi = sa.inbound_spi;
                 // The peer has it: tell it to remove its half.
                 let _ = entry.sa.delete_child(now, spi);
+                false
             }
+        }
+    }
+
+    /// RFC 9611: once the fallback Child SA of a child with `per_cpu_sas = N` is in and the
+    /// peer answered its SA_RESOURCE_INFO, asks for the N per-resource Child SAs. The IKE SA
+    /// sends them one at a time, drops the rest at a TS_MAX_QUEUE, and refuses resources that
+    /// exist or are on their way (a fallback installed again after its rekey's old pair
+    /// vanished changes nothing).
+    pub(super) fn request_resources(&mut self, id: u64, now: Instant, config: usize) {
+        let Some(entry) = self.sas.get_mut(&id) else {
+            return;
+        };
+        let wanted = entry
+            .conn
+            .template
+            .child_config(config)
+            .map_or(0, |c| c.per_resource_sas);
+        if wanted == 0 {
+            return;
+        }
+        let name = &entry.conn.conn.name;
+        if !entry.sa.peer_supports_resources(config) {
+            // The peer did not answer our SA_RESOURCE_INFO (strongSwan 5, say), refused more
+            // with TS_MAX_QUEUE, or it made the fallback and asks for the rest itself.
+            debug!(conn = %name, id, child = config, "no per-resource Child SAs to ask for");
+            return;
+        }
+        let asked = (0..wanted)
+            .filter(|&r| entry.sa.create_child_for_resource(now, config, r).is_ok())
+            .count();
+        if asked > 0 {
+            info!(conn = %name, id, child = config, asked, "asking for per-resource Child SAs");
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct IkeEntry {
     pub expire_at: Option<Instant>,
     /// When the next NAT keepalive is due (we are behind a NAT, RFC 3948 §2.3).
     keepalive_at: Option<Instant>,
+    /// When to ask again for per-resource Child SAs (RFC 9611) that a peer refused for the
+    /// moment (TEMPORARY_FAILURE).
+    resources_at: Option<Instant>,
     /// The IKE SA this one reauthenticates (`key_renewal = "reauth"`): deleted once this
     /// one is established (make-before-break).
     pub replaces: Option<u64>,
@@ -521,6 +524,7 @@ impl Engine {
                 rekeying: false,
                 expire_at: None,
                 keepalive_at: None,
+                resources_at: None,
                 replaces: None,
                 candidates: Vec::new(),
                 key,
@@ -539,6 +543,7 @@ impl Engine {
             }
             self.timers.remove(&(at, id));
             let mut reauth = None;
+            let mut resources = Vec::new();
             if let Some(entry) = self.sas.get_mut(&id) {
                 entry.timer = None;
                 entry.sa.handle_timeout(now);
@@ -594,6 +599,13 @@ impl Engine {
                         }
                     }
                 }
+                if entry.resources_at.is_some_and(|t| t <= now) {
+                    entry.resources_at = None;
+                    resources = entry.fallbacks_with_resources();
+                }
+            }
+            for config in resources {
+                self.request_resources(id, now, config);
             }
             self.after(id, now);
             if let Some(name) = reauth {
@@ -662,6 +674,7 @@ impl Engine {
         };
         consider(entry.rekey_at);
         consider(entry.keepalive_at);
+        consider(entry.resources_at);
         consider(entry.expire_at);
         for c in &entry.children {
             consider(c.expire_at);

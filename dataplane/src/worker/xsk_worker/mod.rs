@@ -4,8 +4,8 @@
 //! in place in the frame, asks [`NextHops`] where the result leaves, writes the Ethernet
 //! header and transmits on that interface's socket; then refills the receive rings.
 //!
-//! Ownership. Every SA has one owner ([`owner_of`](super::owner_of): its table slot modulo
-//! the worker count), the only worker that touches its sequence counter (no two cores ever
+//! Ownership. Every SA has one owner ([`owner_of`](super::owner_of): its record's
+//! `owner_worker`, or its slot modulo the worker count for `ANY_WORKER`), the only worker that touches its sequence counter (no two cores ever
 //! send with one counter), its replay window and its worker area in the table. A packet whose
 //! SA another worker owns is copied into a [`Handoff`] buffer and pushed into the owner's
 //! inbox; the owner processes it like its own and sends it on its own sockets. A full inbox

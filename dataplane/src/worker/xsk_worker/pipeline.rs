@@ -5,7 +5,8 @@
 //! Ethernet (+ one 802.1Q tag, stripped) -> IP packet
 //!   ESP, ESP in UDP to the NAT-T port -> SPI -> slot -> owner?  other: hand off
 //!                                                           mine: decapsulate (+ RFC 4301 §5.2)
-//!   anything else -> SPD -> slot -> owner?                    other: hand off
+//!   anything else -> SPD (this worker's per-resource SA first)
+//!                        -> slot -> owner?                    other: hand off
 //!                                                           mine: too big for the link
 //!                                                                 towards the peer?
 //!                                                                 yes: ICMP error to the
@@ -233,7 +234,7 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
                 if self.workers > 1 {
                     let owner = spi
                         .and_then(|spi| self.sas.inbound_slot(spi))
-                        .map(|slot| owner_of(slot, self.workers));
+                        .map(|slot| owner_of(slot, self.sas.owner_worker(slot), self.workers));
                     if let Some(owner) = owner.filter(|&owner| owner != self.worker) {
                         return self.hand_off(owner, HandoffWork::Decapsulate, packet, received_at);
                     }
@@ -242,7 +243,12 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
             }
             Class::Outbound => match self.sas.outbound_slot(packet) {
                 Some(slot) => {
-                    let owner = owner_of(slot, self.workers);
+                    // One worker: every SA is its own.
+                    let owner = if self.workers > 1 {
+                        owner_of(slot, self.sas.owner_worker(slot), self.workers)
+                    } else {
+                        self.worker
+                    };
                     if owner != self.worker {
                         let work = HandoffWork::Encapsulate(slot);
                         return self.hand_off(owner, work, packet, received_at);
