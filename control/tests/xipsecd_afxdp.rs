@@ -28,6 +28,11 @@ const HOST_A: &str = "10.1.0.2";
 const HOST_B: &str = "10.2.0.2";
 const WAN_A: &str = "192.0.2.1";
 const WAN_B: &str = "192.0.2.2";
+/// The manual SAs' selectors: each side's IPv4 and IPv6 LAN.
+const NETS_A: &str = "\"10.1.0.0/24\", \"2001:db8:1::/64\"";
+const NETS_B: &str = "\"10.2.0.0/24\", \"2001:db8:2::/64\"";
+const WAN6_A: &str = "2001:db8:ffff::1";
+const WAN6_B: &str = "2001:db8:ffff::2";
 const KEY_AB: &str = "hex:00112233445566778899aabbccddeeff01020304";
 const KEY_BA: &str = "hex:ffeeddccbbaa99887766554433221100a1a2a3a4";
 const UP: Duration = Duration::from_secs(20);
@@ -99,6 +104,36 @@ impl Site {
             ns.ip(&["addr", "add", addr, "dev", dev]);
             ns.ip(&["link", "set", dev, "up"]);
         }
+        // Hosts and LANs speak IPv6 too, for IPv6 inside the tunnels.
+        for (ns, dev, addr) in [
+            (&site.host_a, "eth0", "2001:db8:1::2/64"),
+            (&site.gw_a, "lan", "2001:db8:1::1/64"),
+            (&site.gw_b, "lan", "2001:db8:2::1/64"),
+            (&site.host_b, "eth0", "2001:db8:2::2/64"),
+        ] {
+            ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+        }
+        site.host_a
+            .ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"]);
+        site.host_b
+            .ip(&["-6", "route", "add", "default", "via", "2001:db8:2::1"]);
+        // The WAN speaks IPv6 too, for tunnels with IPv6 outer addresses.
+        site.gw_a.ip(&[
+            "addr",
+            "add",
+            &format!("{WAN6_A}/64"),
+            "dev",
+            "wan",
+            "nodad",
+        ]);
+        site.gw_b.ip(&[
+            "addr",
+            "add",
+            &format!("{WAN6_B}/64"),
+            "dev",
+            "wan",
+            "nodad",
+        ]);
         site.host_a
             .ip(&["route", "add", "default", "via", "10.1.0.1"]);
         site.host_b
@@ -110,6 +145,10 @@ impl Site {
         let flag = |on: bool| if on { "1" } else { "0" };
         site.gw_a.sysctl("net/ipv4/ip_forward", flag(a_forwards));
         site.gw_b.sysctl("net/ipv4/ip_forward", flag(b_forwards));
+        site.gw_a
+            .sysctl("net/ipv6/conf/all/forwarding", flag(a_forwards));
+        site.gw_b
+            .sysctl("net/ipv6/conf/all/forwarding", flag(b_forwards));
         site
     }
 }
@@ -133,24 +172,10 @@ fn dataplane_section(backend: Backend) -> &'static str {
 fn manual_config(side: &str, backend: Backend, natt: bool) -> String {
     let (local, remote, local_ts, remote_ts, out_spi, in_spi, out_key, in_key) = match side {
         "a" => (
-            WAN_A,
-            WAN_B,
-            "10.1.0.0/24",
-            "10.2.0.0/24",
-            "0x1001",
-            "0x1002",
-            KEY_AB,
-            KEY_BA,
+            WAN_A, WAN_B, NETS_A, NETS_B, "0x1001", "0x1002", KEY_AB, KEY_BA,
         ),
         _ => (
-            WAN_B,
-            WAN_A,
-            "10.2.0.0/24",
-            "10.1.0.0/24",
-            "0x1002",
-            "0x1001",
-            KEY_BA,
-            KEY_AB,
+            WAN_B, WAN_A, NETS_B, NETS_A, "0x1002", "0x1001", KEY_BA, KEY_AB,
         ),
     };
     let encap = if natt {
@@ -162,7 +187,7 @@ fn manual_config(side: &str, backend: Backend, natt: bool) -> String {
         format!(
             "[[manual_sa]]\nname = \"{name}\"\ndirection = \"{direction}\"\nspi = {spi}\n\
              cipher = \"aes128gcm16\"\nkey = \"{key}\"\nlocal = \"{local}\"\nremote = \"{remote}\"\n\
-             local_ts = [\"{local_ts}\"]\nremote_ts = [\"{remote_ts}\"]\nencap = {encap}\n\n"
+             local_ts = [{local_ts}]\nremote_ts = [{remote_ts}]\nencap = {encap}\n\n"
         )
     };
     format!(
@@ -291,11 +316,24 @@ fn start_manual_afxdp() -> Running {
 
 /// UDP from host A to host B and a reply back; returns once both crossed.
 fn udp_round_trip(host_a: &Netns, host_b: &Netns, payload: &[u8]) {
-    let receiver = host_b.run(|| std::net::UdpSocket::bind((HOST_B, 7000)).unwrap());
+    udp_round_trip_between(host_a, HOST_A, host_b, HOST_B, payload);
+}
+
+/// The same between any two addresses of the hosts (IPv6 ones too).
+fn udp_round_trip_between(
+    host_a: &Netns,
+    addr_a: &str,
+    host_b: &Netns,
+    addr_b: &str,
+    payload: &[u8],
+) {
+    let addr_a: std::net::IpAddr = addr_a.parse().unwrap();
+    let addr_b: std::net::IpAddr = addr_b.parse().unwrap();
+    let receiver = host_b.run(|| std::net::UdpSocket::bind((addr_b, 7000)).unwrap());
     receiver
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let sender = host_a.run(|| std::net::UdpSocket::bind((HOST_A, 0)).unwrap());
+    let sender = host_a.run(|| std::net::UdpSocket::bind((addr_a, 0)).unwrap());
     sender
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -304,15 +342,15 @@ fn udp_round_trip(host_a: &Netns, host_b: &Netns, payload: &[u8]) {
     let from = loop {
         assert!(
             Instant::now() < deadline,
-            "UDP from host A never reached host B"
+            "UDP from {addr_a} never reached {addr_b}"
         );
-        sender.send_to(payload, (HOST_B, 7000)).unwrap();
+        sender.send_to(payload, (addr_b, 7000)).unwrap();
         if let Ok((n, from)) = receiver.recv_from(&mut buf) {
             assert_eq!(&buf[..n], payload);
             break from;
         }
     };
-    assert_eq!(from.ip().to_string(), HOST_A, "not NATed on the way");
+    assert_eq!(from.ip(), addr_a, "not NATed on the way");
     let deadline = Instant::now() + UP;
     loop {
         assert!(Instant::now() < deadline, "the reply never came back");
@@ -501,6 +539,42 @@ fn an_afxdp_gateway_and_a_portable_gateway_interoperate_with_nat_t() {
         Backend::Afxdp,
         Backend::Portable,
         true,
+    );
+}
+
+#[test]
+fn afxdp_gateways_carry_ipv4_and_ipv6_through_a_tunnel_with_ipv6_outer_addresses() {
+    let Some(_turn) = needs("afxdp_ipv6_outer") else {
+        return;
+    };
+    let v6 = |side: &str| {
+        manual_config(side, Backend::Afxdp, false)
+            .replace(WAN_A, WAN6_A)
+            .replace(WAN_B, WAN6_B)
+    };
+    let site = start_site(&v6("a"), Backend::Afxdp, &v6("b"), Backend::Afxdp);
+    let capture = Capture::start(&site.wire, "to-a");
+    let payload = b"inner-ipv4-in-outer-ipv6-never-in-the-clear";
+    udp_round_trip(&site.host_a, &site.host_b, payload);
+    assert!(ping(&site.host_a, HOST_B), "ping host A -> host B");
+    // And IPv6 inside: the same SAs carry the second pair of selectors.
+    udp_round_trip_between(
+        &site.host_a,
+        "2001:db8:1::2",
+        &site.host_b,
+        "2001:db8:2::2",
+        payload,
+    );
+    let frames = capture.stop();
+    let (esp, _, clear) = wan_census(&frames, payload);
+    assert_eq!(clear, 0, "the plaintext appeared on the WAN");
+    let esp_over_v6 = frames
+        .iter()
+        .filter(|f| f.len() > 54 && f[12..14] == [0x86, 0xDD] && f[20] == 50)
+        .count();
+    assert!(
+        esp >= 4 && esp_over_v6 == esp,
+        "{esp} ESP, {esp_over_v6} of them over IPv6"
     );
 }
 
