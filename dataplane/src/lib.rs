@@ -13,6 +13,8 @@ pub mod esp;
 pub mod fib;
 pub mod io;
 pub mod process;
+#[cfg(target_os = "linux")]
+mod sys;
 pub mod table;
 pub mod worker;
 

@@ -6,32 +6,7 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn set_int_option(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the option value is a live int and its exact size is passed along.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
+use crate::sys::{cvt, setsockopt_int};
 
 /// What one [`NetlinkSocket::recv`] got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,16 +47,9 @@ impl NetlinkSocket {
         // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let bytes = libc::c_int::try_from(receive_buffer).unwrap_or(libc::c_int::MAX);
-        if set_int_option(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            bytes,
-        )
-        .is_err()
-        {
+        if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
             // Without CAP_NET_ADMIN: as much as rmem_max allows.
-            set_int_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)?;
+            setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)?;
         }
         // SAFETY: sockaddr_nl is plain integers; all zeros is a valid value.
         let mut address: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -107,8 +75,8 @@ impl NetlinkSocket {
         })?;
         let port = address.nl_pid;
         for &group in groups {
-            set_int_option(
-                fd.as_raw_fd(),
+            setsockopt_int(
+                &fd,
                 libc::SOL_NETLINK,
                 libc::NETLINK_ADD_MEMBERSHIP,
                 group as libc::c_int,
