@@ -44,6 +44,8 @@ pub enum Need {
     Tcpdump,
     /// `ethtool`.
     Ethtool,
+    /// `rsvg-convert` (librsvg2-bin): xipsec-bench's PNG plots.
+    RsvgConvert,
 }
 
 impl Need {
@@ -69,6 +71,7 @@ impl Need {
             Need::Nft => process::find_tool("nft").is_some(),
             Need::Tcpdump => process::find_tool("tcpdump").is_some(),
             Need::Ethtool => process::find_tool("ethtool").is_some(),
+            Need::RsvgConvert => process::find_tool("rsvg-convert").is_some(),
         }
     }
 
@@ -88,6 +91,7 @@ impl Need {
             Need::Nft => "needs nft (nftables; tools/setup installs it)",
             Need::Tcpdump => "needs tcpdump (tools/setup installs it)",
             Need::Ethtool => "needs ethtool (tools/setup installs it)",
+            Need::RsvgConvert => "needs rsvg-convert (librsvg2-bin; tools/setup installs it)",
         }
     }
 }

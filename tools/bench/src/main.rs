@@ -124,7 +124,7 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     }
     if let Some(path) = &args.plot {
-        if let Err(e) = plot::write_svg(path, &report.runs) {
+        if let Err(e) = plot::write(path, &report.runs) {
             eprintln!("xipsec-bench: {e}");
             status = ExitCode::from(1);
         }

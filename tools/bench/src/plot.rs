@@ -27,6 +27,38 @@ pub fn series(runs: &[RunResult]) -> BTreeMap<String, Vec<(f64, f64, f64)>> {
         .collect()
 }
 
+/// Writes the plot: SVG, or PNG when `path` ends in `.png` (the SVG rendered by
+/// `rsvg-convert`, librsvg's tool: a bitmap straight from plotters would need its font and
+/// image backends, heavier than one Debian package that `tools/setup` installs).
+pub fn write(path: &Path, runs: &[RunResult]) -> Result<(), String> {
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !png {
+        return write_svg(path, runs);
+    }
+    let svg = path.with_extension("svg.tmp");
+    write_svg(&svg, runs)?;
+    let converted = std::process::Command::new("rsvg-convert")
+        .args(["--format", "png", "--background-color", "white", "--output"])
+        .arg(path)
+        .arg(&svg)
+        .output();
+    let _ = std::fs::remove_file(&svg);
+    match converted {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{}: rsvg-convert: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!(
+            "{}: a PNG plot needs rsvg-convert (Debian: librsvg2-bin; tools/setup installs it): {e}",
+            path.display()
+        )),
+    }
+}
+
 /// Writes the SVG.
 pub fn write_svg(path: &Path, runs: &[RunResult]) -> Result<(), String> {
     let series = series(runs);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xipsec_bench::report::{LATENCY_FIELDS, REPORT_FIELDS, RUN_FIELDS};
+use xipsec_bench::report::{RunResult, LATENCY_FIELDS, REPORT_FIELDS, RUN_FIELDS};
 use xipsec_testkit::{require, Need};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -162,6 +162,19 @@ fn kernel_forwarding_for_a_second_crosses_and_writes_complete_json_and_svg() {
         svg.starts_with("<svg") && svg.contains("none"),
         "{svg:.200}"
     );
+
+    // The same runs as a PNG: its signature, and the plot's size in the IHDR chunk.
+    if require("bench_plot_png", &[Need::RsvgConvert]) {
+        let runs: Vec<RunResult> = serde_json::from_value(report["runs"].clone()).unwrap();
+        let png = dir.path().join("out.png");
+        xipsec_bench::plot::write(&png, &runs).unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((width, height), (1200, 500));
+    }
 }
 
 #[test]
