@@ -165,7 +165,15 @@ pub struct Supervised {
     process: Option<DataplaneProcess>,
     spec: DataplaneSpec,
     program: PathBuf,
+    /// After a failed start: not before this, and the pause doubles (one that keeps failing
+    /// must not stall the event loop or flood the log every second).
+    retry_at: Option<Instant>,
+    retry_pause: Duration,
 }
+
+/// The first pause after a failed restart, and the longest.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 impl Supervised {
     pub fn new(process: DataplaneProcess, spec: DataplaneSpec, program: PathBuf) -> Supervised {
@@ -173,6 +181,8 @@ impl Supervised {
             process: Some(process),
             spec,
             program,
+            retry_at: None,
+            retry_pause: RETRY_FIRST,
         }
     }
 
@@ -184,6 +194,9 @@ impl Supervised {
             .is_some_and(DataplaneProcess::is_running)
         {
             return false;
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return true;
         }
         if let Some(dead) = self.process.take() {
             warn!(pid = dead.pid, "the data plane died; starting it again");
@@ -199,8 +212,17 @@ impl Supervised {
                     "data plane restarted; its workers re-attached to the SA table"
                 );
                 self.process = Some(process);
+                self.retry_at = None;
+                self.retry_pause = RETRY_FIRST;
             }
-            Err(e) => warn!("the data plane did not restart: {e}; trying again"),
+            Err(e) => {
+                warn!(
+                    "the data plane did not restart: {e}; trying again in {:?}",
+                    self.retry_pause
+                );
+                self.retry_at = Some(Instant::now() + self.retry_pause);
+                self.retry_pause = (self.retry_pause * 2).min(RETRY_MAX);
+            }
         }
         true
     }
