@@ -46,6 +46,29 @@ fn bench(args: &[&str]) -> Command {
     command
 }
 
+/// Runs xipsec-bench with `args` to its end (bounded), and asserts that it succeeded and
+/// removed its namespaces; `what` prefixes the failure messages.
+fn run_to_success(what: &str, args: &[&str]) {
+    let mut child = bench(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting xipsec-bench");
+    let pid = child.id();
+    let status = wait_bounded(&mut child, LIMIT);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "{what}xipsec-bench failed ({status}):\n{stderr}"
+    );
+    assert!(
+        leftover_namespaces(pid).is_empty(),
+        "{what}{:?}",
+        leftover_namespaces(pid)
+    );
+}
+
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("the JSON file");
     serde_json::from_str(&text).expect("valid JSON")
@@ -263,37 +286,23 @@ fn af_xdp_generator_and_sink_through_af_xdp_forwarders_for_a_second() {
     }
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let mut child = bench(&[
-        "--io",
-        "xdp",
-        "--dut",
-        "forwarder",
-        "--sizes",
-        "64,imix",
-        "--rate",
-        "20kpps",
-        "--duration",
-        "1s",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting xipsec-bench");
-    let pid = child.id();
-    let status = wait_bounded(&mut child, LIMIT);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(
-        status.success(),
-        "xipsec-bench failed ({status}):\n{stderr}"
-    );
-    assert!(
-        leftover_namespaces(pid).is_empty(),
-        "{:?}",
-        leftover_namespaces(pid)
+    run_to_success(
+        "",
+        &[
+            "--io",
+            "xdp",
+            "--dut",
+            "forwarder",
+            "--sizes",
+            "64,imix",
+            "--rate",
+            "20kpps",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ],
     );
     let report = read_json(&json);
     check_complete(&report, 2);
@@ -481,39 +490,25 @@ fn xipsecd_with_ike_and_with_manual_sas_carries_packets_and_counts_the_daemons_c
         .unwrap_or_else(|| xipsecd.with_file_name("xipsecctl"));
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let mut child = bench(&[
-        "--dut",
-        "xipsec-ike,xipsec-manual",
-        "--sizes",
-        "512",
-        "--rate",
-        "5kpps",
-        "--duration",
-        "1s",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-        "--xipsecd",
-        xipsecd.to_str().unwrap(),
-        "--xipsecctl",
-        xipsecctl.to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting xipsec-bench");
-    let pid = child.id();
-    let status = wait_bounded(&mut child, LIMIT);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(
-        status.success(),
-        "xipsec-bench failed ({status}):\n{stderr}"
-    );
-    assert!(
-        leftover_namespaces(pid).is_empty(),
-        "{:?}",
-        leftover_namespaces(pid)
+    run_to_success(
+        "",
+        &[
+            "--dut",
+            "xipsec-ike,xipsec-manual",
+            "--sizes",
+            "512",
+            "--rate",
+            "5kpps",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--xipsecd",
+            xipsecd.to_str().unwrap(),
+            "--xipsecctl",
+            xipsecctl.to_str().unwrap(),
+        ],
     );
     let report = read_json(&json);
     check_complete(&report, 2);
@@ -539,35 +534,21 @@ fn strongswan_for_a_second_carries_packets_in_udp_encapsulated_esp() {
     }
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let mut child = bench(&[
-        "--dut",
-        "strongswan",
-        "--sizes",
-        "imix",
-        "--rate",
-        "5kpps",
-        "--duration",
-        "1s",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting xipsec-bench");
-    let pid = child.id();
-    let status = wait_bounded(&mut child, LIMIT);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(
-        status.success(),
-        "xipsec-bench failed ({status}):\n{stderr}"
-    );
-    assert!(
-        leftover_namespaces(pid).is_empty(),
-        "{:?}",
-        leftover_namespaces(pid)
+    run_to_success(
+        "",
+        &[
+            "--dut",
+            "strongswan",
+            "--sizes",
+            "imix",
+            "--rate",
+            "5kpps",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ],
     );
     let report = read_json(&json);
     check_complete(&report, 1);
@@ -603,42 +584,32 @@ fn one_gateway_encrypting_for_a_sink_that_decrypts_and_decrypting_what_the_gener
     for topology in ["encrypt", "decrypt"] {
         let dir = tempfile::tempdir().unwrap();
         let json = dir.path().join("out.json");
-        let mut child = bench(&[
-            "--topology",
-            topology,
-            "--io",
-            "xdp",
-            "--dut",
-            "xipsec-manual",
-            // Two runs: the second proves that sealed probes continue the SA's sequence
-            // numbers (a fresh start would be replays, every one dropped by the gateway).
-            "--sizes",
-            "64,imix",
-            "--rate",
-            "5kpps",
-            "--duration",
-            "1s",
-            "--quiet",
-            "--json",
-            json.to_str().unwrap(),
-            "--xipsecd",
-            xipsecd.to_str().unwrap(),
-            "--xipsecctl",
-            xipsecctl.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting xipsec-bench");
-        let pid = child.id();
-        let status = wait_bounded(&mut child, LIMIT);
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        assert!(
-            status.success(),
-            "{topology}: xipsec-bench failed ({status}):\n{stderr}"
+        run_to_success(
+            &format!("{topology}: "),
+            &[
+                "--topology",
+                topology,
+                "--io",
+                "xdp",
+                "--dut",
+                "xipsec-manual",
+                // Two runs: the second proves that sealed probes continue the SA's sequence
+                // numbers (a fresh start would be replays, every one dropped by the gateway).
+                "--sizes",
+                "64,imix",
+                "--rate",
+                "5kpps",
+                "--duration",
+                "1s",
+                "--quiet",
+                "--json",
+                json.to_str().unwrap(),
+                "--xipsecd",
+                xipsecd.to_str().unwrap(),
+                "--xipsecctl",
+                xipsecctl.to_str().unwrap(),
+            ],
         );
-        assert!(leftover_namespaces(pid).is_empty(), "{topology}");
         let report = read_json(&json);
         check_complete(&report, 2);
         assert_eq!(report["topology"], topology);
