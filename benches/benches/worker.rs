@@ -5,78 +5,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use xipsec_benches::{frames, inner_packet, keymat, params, BATCH};
+use xipsec_benches::{frames, inner_packet, keymat, params, BenchTable, BATCH};
 use xipsec_dataplane::esp::{
     Decapsulator, InboundSa, OutboundSa, PacketBuf, Verdict, ENCAP_HEADROOM,
 };
-use xipsec_dataplane::table::{
-    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
-    ANY_PORT,
-};
+use xipsec_dataplane::table::TableReader;
 use xipsec_dataplane::worker::{flow_of, SaSource, TableSas};
 
 const SIZES: [usize; 2] = [64, 1420];
 
-/// A table under /dev/shm with our outbound SA, the peer's inbound SA and one policy; removed
-/// when dropped.
-struct BenchTable {
-    path: std::path::PathBuf,
-    /// Held for the table's lifetime: the writer's lock marks the table as in use.
-    _writer: TableWriter,
-}
-
-impl BenchTable {
-    fn new() -> Self {
-        let path =
-            std::path::PathBuf::from(format!("/dev/shm/xipsec-bench-{}", std::process::id()));
-        let mut writer = TableWriter::create(&path, 1024).expect("table");
-        let record = |direction| SaRecord {
-            direction,
-            params: params(),
-            keymat: Keymat::new(&keymat()).expect("keymat"),
-            lifetimes: Lifetimes::default(),
-            owner_worker: 0,
-            installed_at: 0,
-            pair: None,
-        };
-        // Some other SAs first, so the lookups do not hit slot 0 by luck.
-        for spi in 0x2000..0x2040u32 {
-            let mut other = record(Direction::Inbound);
-            other.params.spi = spi;
-            writer.install(&other).expect("install");
-        }
-        let outbound = writer
-            .install(&record(Direction::Outbound))
-            .expect("install");
-        writer
-            .install(&record(Direction::Inbound))
-            .expect("install");
-        let everything = |address: &str| AddressRange::prefix(address.parse().unwrap(), 0).unwrap();
-        writer
-            .set_policies(&[Policy {
-                local: everything("0.0.0.0"),
-                remote: everything("0.0.0.0"),
-                protocol: None,
-                local_ports: ANY_PORT,
-                remote_ports: ANY_PORT,
-                outbound,
-            }])
-            .expect("policy");
-        Self {
-            path,
-            _writer: writer,
-        }
-    }
-}
-
-impl Drop for BenchTable {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 fn encap(c: &mut Criterion) {
-    let table = BenchTable::new();
+    let table = BenchTable::new("worker");
     let reader = TableReader::open(&table.path).expect("reader");
     let mut group = c.benchmark_group("worker_encap");
     for len in SIZES {
@@ -115,7 +54,7 @@ fn encap(c: &mut Criterion) {
 }
 
 fn decap(c: &mut Criterion) {
-    let table = BenchTable::new();
+    let table = BenchTable::new("worker");
     let reader = TableReader::open(&table.path).expect("reader");
     let mut group = c.benchmark_group("worker_decap");
     // One sender for every size: the table keeps the receiver's replay state across them, as it

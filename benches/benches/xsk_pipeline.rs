@@ -9,13 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use xipsec_benches::{inner_packet, keymat, params, BATCH};
+use xipsec_benches::{inner_packet, keymat, params, BenchTable, BATCH};
 use xipsec_dataplane::esp::{InboundSa, OutboundSa, PacketBuf};
 use xipsec_dataplane::fib::{NextHop, NextHops};
-use xipsec_dataplane::table::{
-    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
-    ANY_PORT,
-};
+use xipsec_dataplane::table::TableReader;
 use xipsec_dataplane::worker::{
     Handoff, HandoffConfig, Outcome, Pipeline, SaSource, StaticSas, TableSas,
 };
@@ -57,61 +54,6 @@ fn buffers(frame: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A table with our outbound SA in slot `slot` (and filler before it) and a policy for
-/// everything; removed when dropped.
-struct BenchTable {
-    path: std::path::PathBuf,
-    _writer: TableWriter,
-}
-
-impl BenchTable {
-    fn new(filler: u32) -> Self {
-        let path = std::path::PathBuf::from(format!(
-            "/dev/shm/xipsec-bench-pipeline-{}-{filler}",
-            std::process::id()
-        ));
-        let mut writer = TableWriter::create(&path, 1024).expect("table");
-        let record = |direction, spi| SaRecord {
-            direction,
-            params: xipsec_dataplane::esp::SaParams { spi, ..params() },
-            keymat: Keymat::new(&keymat()).expect("keymat"),
-            lifetimes: Lifetimes::default(),
-            owner_worker: 0,
-            installed_at: 0,
-            pair: None,
-        };
-        for spi in 0..filler {
-            writer
-                .install(&record(Direction::Inbound, 0x2000 + spi))
-                .expect("install");
-        }
-        let outbound = writer
-            .install(&record(Direction::Outbound, params().spi))
-            .expect("install");
-        let everything = AddressRange::prefix("0.0.0.0".parse().unwrap(), 0).unwrap();
-        writer
-            .set_policies(&[Policy {
-                local: everything,
-                remote: everything,
-                protocol: None,
-                local_ports: ANY_PORT,
-                remote_ports: ANY_PORT,
-                outbound,
-            }])
-            .expect("policy");
-        Self {
-            path,
-            _writer: writer,
-        }
-    }
-}
-
-impl Drop for BenchTable {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 fn static_sas() -> StaticSas {
     StaticSas {
         outbound: OutboundSa::new(params(), &keymat()).expect("SA"),
@@ -141,7 +83,7 @@ fn encap_batch<S: SaSource, N: NextHops>(
 /// the table's SAs received by the other worker (hand-off, then the owner's work).
 fn encap(c: &mut Criterion) {
     // Slot 64: owned by worker 0 of 2.
-    let table = BenchTable::new(64);
+    let table = BenchTable::new("pipeline");
     let reader = TableReader::open(&table.path).expect("reader");
     let handoff = Handoff::new(HandoffConfig::new(2)).expect("hand-off");
     let mut group = c.benchmark_group("xsk_pipeline_encap");

@@ -2,8 +2,12 @@
 //! shape, so every benchmark measures the same thing.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use xipsec_dataplane::esp::{ip, CipherSuite, Endpoints, SaParams, ENCAP_HEADROOM, ENCAP_TAILROOM};
+use xipsec_dataplane::table::{
+    AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, TableWriter, ANY_PORT,
+};
 
 /// Packets per batch, as a worker would process them.
 pub const BATCH: usize = 32;
@@ -51,4 +55,66 @@ pub fn frames(packet: &[u8]) -> Vec<Vec<u8>> {
             frame
         })
         .collect()
+}
+
+/// A table under /dev/shm with 64 other inbound SAs (so that lookups do not hit slot 0 by
+/// luck), then our outbound SA (slot 64), the peer's inbound SA and one policy for
+/// everything; removed when dropped.
+#[derive(Debug)]
+pub struct BenchTable {
+    pub path: PathBuf,
+    /// Held for the table's lifetime: the writer's lock marks the table as in use.
+    _writer: TableWriter,
+}
+
+impl BenchTable {
+    /// `name` keeps the tables of benchmarks running side by side apart.
+    pub fn new(name: &str) -> Self {
+        let path = PathBuf::from(format!(
+            "/dev/shm/xipsec-bench-{name}-{}",
+            std::process::id()
+        ));
+        let mut writer = TableWriter::create(&path, 1024).expect("table");
+        let record = |direction, spi| SaRecord {
+            direction,
+            params: SaParams { spi, ..params() },
+            keymat: Keymat::new(&keymat()).expect("keymat"),
+            lifetimes: Lifetimes::default(),
+            owner_worker: 0,
+            installed_at: 0,
+            pair: None,
+        };
+        for spi in 0x2000..0x2040u32 {
+            writer
+                .install(&record(Direction::Inbound, spi))
+                .expect("install");
+        }
+        let outbound = writer
+            .install(&record(Direction::Outbound, params().spi))
+            .expect("install");
+        writer
+            .install(&record(Direction::Inbound, params().spi))
+            .expect("install");
+        let everything = AddressRange::prefix("0.0.0.0".parse().unwrap(), 0).unwrap();
+        writer
+            .set_policies(&[Policy {
+                local: everything,
+                remote: everything,
+                protocol: None,
+                local_ports: ANY_PORT,
+                remote_ports: ANY_PORT,
+                outbound,
+            }])
+            .expect("policy");
+        Self {
+            path,
+            _writer: writer,
+        }
+    }
+}
+
+impl Drop for BenchTable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -80,7 +80,7 @@ pub struct RunArgs {
     /// Write the results as JSON (docs/bench.md has the schema).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Draw throughput against packet size, one line per device, as SVG.
+    /// Draw throughput against packet size, one line per device: SVG, or PNG for FILE.png.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// The xipsecd binary [default: next to xipsec-bench].
