@@ -16,77 +16,30 @@
 //!
 //! "First" keeps the SPD's order, newest first, so a rekeyed SA takes over from the one it
 //! replaces in each role. The choice is made when the copy is refreshed: per packet the cost
-//! stays one first-match scan and one array load.
+//! stays one first-match lookup ([`index`]) and one array load.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod flow;
+mod index;
 
-use crate::esp::ip::{self, proto, Family};
+use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
+
 use crate::table::{AddressRange, Direction, Flow, Policy, SlotId, TableReader, ANY_WORKER};
 
 use super::owner_of;
+pub use flow::flow_of;
+use index::PolicyIndex;
 
-/// Protocols whose first four payload bytes are source and destination ports.
-fn has_ports(protocol: u8) -> bool {
-    matches!(
-        protocol,
-        proto::TCP | proto::UDP | 132 /* SCTP */ | 136 /* UDP-Lite */
-    )
-}
-
-/// The selector fields of a plaintext IP packet, or `None` when it is too short to say.
-pub fn flow_of(packet: &[u8]) -> Option<Flow> {
-    let (source, destination, protocol, transport) = match Family::of(packet)? {
-        Family::V4 => {
-            let header_len = usize::from(packet.first()? & 0x0F) * 4;
-            if header_len < ip::IPV4_HEADER_LEN || packet.len() < header_len {
-                return None;
-            }
-            let source: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
-            let destination: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
-            // A non-first fragment carries no ports (RFC 4301 §7).
-            let first_fragment = ip::read_u16(packet, 6) & 0x1FFF == 0;
-            (
-                IpAddr::V4(Ipv4Addr::from(source)),
-                IpAddr::V4(Ipv4Addr::from(destination)),
-                packet[9],
-                first_fragment.then(|| &packet[header_len..]),
-            )
-        }
-        Family::V6 => {
-            let (next_header_at, header_len) = ip::ipv6_insertion_point(packet)?;
-            let source: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
-            let destination: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
-            let protocol = packet[next_header_at];
-            (
-                IpAddr::V6(Ipv6Addr::from(source)),
-                IpAddr::V6(Ipv6Addr::from(destination)),
-                protocol,
-                (protocol != proto::FRAGMENT).then(|| &packet[header_len..]),
-            )
-        }
-    };
-    let ports = match transport {
-        Some(t) if has_ports(protocol) && t.len() >= 4 => {
-            Some((ip::read_u16(t, 0), ip::read_u16(t, 2)))
-        }
-        _ => None,
-    };
-    Some(Flow {
-        source,
-        destination,
-        protocol,
-        ports,
-    })
-}
-
-/// The policies as of one SPD version, seen by one worker. Matching is a first-match scan in
-/// priority order: right for the tens of policies of a site-to-site gateway, not for 100k
-/// tunnels, which need an index by destination (a later step).
+/// The policies as of one SPD version, seen by one worker, indexed by destination so that
+/// the first match in priority order costs about the same with 100k tunnels as with one.
+/// Refreshing it after the SPD changed reads and indexes every policy (milliseconds per
+/// 100k; docs/benchmarks.md).
 #[derive(Debug)]
 pub struct SpdMirror {
     version: Option<u64>,
     policies: Vec<Policy>,
+    index: PolicyIndex,
     /// For each policy, the outbound SA this worker sends through when that policy is the
     /// first match (the module's documentation says which), and that SA's `owner_worker`.
     chosen: Vec<(SlotId, u16)>,
@@ -138,6 +91,7 @@ impl SpdMirror {
         Self {
             version: None,
             policies: Vec::new(),
+            index: PolicyIndex::default(),
             chosen: Vec::new(),
             worker,
             workers: workers.max(1),
@@ -171,6 +125,7 @@ impl SpdMirror {
         match table.read_policies(&mut self.policies) {
             Ok(version) => {
                 self.version = Some(version);
+                self.index = PolicyIndex::build(&self.policies);
                 self.choose(owner_worker);
                 true
             }
@@ -184,15 +139,29 @@ impl SpdMirror {
     /// until the next change, and then dropped by the SA cache, which checks every SA's
     /// owner against its record: never sent by two workers.
     fn choose(&mut self, mut owner_worker: impl FnMut(SlotId) -> Option<u16>) {
-        let mut classes: HashMap<Selectors, Class> = HashMap::with_capacity(self.policies.len());
         self.chosen.clear();
         self.chosen.extend(self.policies.iter().map(|policy| {
             let owner = owner_worker(policy.outbound).unwrap_or(ANY_WORKER);
             (policy.outbound, owner)
         }));
+        // Only a class with a pinned member can choose other than its first match; without
+        // per-resource SAs (most tunnels) none has, and 100k tunnels are not hashed.
+        let pinned: HashSet<Selectors, RandomState> = (self.policies.iter().zip(&self.chosen))
+            .filter(|(_, &(_, owner))| owner != ANY_WORKER)
+            .map(|(policy, _)| Selectors::of(policy))
+            .collect();
+        if pinned.is_empty() {
+            return;
+        }
+        let mut classes: HashMap<Selectors, Class, RandomState> =
+            HashMap::with_capacity_and_hasher(pinned.len(), RandomState::default());
         // Backwards, so that each class holds its earliest members when its first is reached.
         for (i, policy) in self.policies.iter().enumerate().rev() {
-            let class = classes.entry(Selectors::of(policy)).or_default();
+            let selectors = Selectors::of(policy);
+            if !pinned.contains(&selectors) {
+                continue;
+            }
+            let class = classes.entry(selectors).or_default();
             let own = self.chosen[i];
             let pinned_elsewhere = if own.1 == ANY_WORKER {
                 class.unpinned = Some(own);
@@ -225,10 +194,7 @@ impl SpdMirror {
     /// [`lookup`](Self::lookup), with the SA's `owner_worker` as its record said when the SPD
     /// was copied (for [`owner_of`]).
     pub fn lookup_with_owner(&self, flow: &Flow) -> Option<(SlotId, u16)> {
-        let first = self
-            .policies
-            .iter()
-            .position(|policy| policy.matches(flow))?;
+        let first = self.index.first_match(&self.policies, flow)?;
         self.chosen.get(first).copied()
     }
 
@@ -247,9 +213,8 @@ impl SpdMirror {
                 .ports
                 .map(|(source, destination)| (destination, source)),
         };
-        self.policies
-            .iter()
-            .any(|policy| policy.outbound == outbound && policy.matches(&reverse))
+        self.index
+            .any_into(&self.policies, outbound, |policy| policy.matches(&reverse))
     }
 
     pub fn len(&self) -> usize {
@@ -294,20 +259,22 @@ mod tests {
 
     #[test]
     fn inbound_packets_match_their_child_sas_policies_reversed() {
+        let policies = vec![
+            // A rekey under way: the newer pair (outbound slot 3) first, the older one
+            // (slot 1) with the same selectors after it.
+            policy("10.2.0.0/24", "10.1.0.0/24", 3),
+            policy("10.2.0.0/24", "10.1.0.0/24", 1),
+            Policy {
+                protocol: Some(17),
+                local_ports: (1000, 2000),
+                remote_ports: (53, 53),
+                ..policy("10.2.0.0/24", "10.1.3.0/24", 5)
+            },
+        ];
         let mirror = SpdMirror {
             version: Some(2),
-            policies: vec![
-                // A rekey under way: the newer pair (outbound slot 3) first, the older one
-                // (slot 1) with the same selectors after it.
-                policy("10.2.0.0/24", "10.1.0.0/24", 3),
-                policy("10.2.0.0/24", "10.1.0.0/24", 1),
-                Policy {
-                    protocol: Some(17),
-                    local_ports: (1000, 2000),
-                    remote_ports: (53, 53),
-                    ..policy("10.2.0.0/24", "10.1.3.0/24", 5)
-                },
-            ],
+            index: PolicyIndex::build(&policies),
+            policies,
             ..SpdMirror::default()
         };
         let inside = from_peer("10.1.0.5", "10.2.0.7", Some((5000, 6000)));
