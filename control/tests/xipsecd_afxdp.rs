@@ -512,6 +512,88 @@ fn afxdp_gateways_with_manual_sas_carry_icmp_udp_and_tcp_only_as_esp() {
     icmp_udp_tcp_cross_encrypted("afxdp_manual_esp", Backend::Afxdp, false);
 }
 
+/// Lets the kernel send `socket`'s datagrams without DF (`IP_PMTUDISC_DONT`), so that a
+/// router on the way may fragment them.
+fn allow_fragmentation(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let value: libc::c_int = libc::IP_PMTUDISC_DONT;
+    // SAFETY: a live socket, and a c_int option whose address and exact size are passed.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_full_size_datagram_without_df_crosses_a_narrower_wire_in_fragments() {
+    let Some(_turn) = needs("afxdp_prefragment") else {
+        return;
+    };
+    let site = start_manual_afxdp();
+    // The wire now carries 1400 bytes: a 1500-byte packet from host A no longer fits once
+    // encrypted, and as it has no DF gateway A fragments it before encryption.
+    for (ns, dev) in [(&site.a.ns, "wan"), (&site.b.ns, "wan")] {
+        ns.ip(&["link", "set", "dev", dev, "mtu", "1400"]);
+    }
+    for dev in ["to-a", "to-b"] {
+        site.wire.ip(&["link", "set", "dev", dev, "mtu", "1400"]);
+    }
+    udp_round_trip(&site.host_a, &site.host_b, b"the tunnel is up");
+    let capture = Capture::start(&site.wire, "to-a");
+    let receiver = site
+        .host_b
+        .run(|| std::net::UdpSocket::bind((HOST_B, 7001)).unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let sender = site
+        .host_a
+        .run(|| std::net::UdpSocket::bind((HOST_A, 0)).unwrap());
+    allow_fragmentation(&sender);
+    let datagram: Vec<u8> = (0..1472u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + UP;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the datagram never arrived whole"
+        );
+        sender.send_to(&datagram, (HOST_B, 7001)).unwrap();
+        if let Ok(n) = receiver.recv(&mut buf) {
+            // Host B's kernel put the fragments back together.
+            assert_eq!(&buf[..n], &datagram[..]);
+            break;
+        }
+    }
+    let frames = capture.stop();
+    let (esp, _, clear) = wan_census(&frames, &datagram[100..140]);
+    assert_eq!(clear, 0, "the plaintext appeared on the WAN");
+    assert!(esp >= 2, "{esp} ESP frames");
+    let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        longest <= 14 + 1400,
+        "a {longest}-byte frame on a 1400-byte wire"
+    );
+    // The counters file is rewritten every second.
+    let fragmented = || {
+        site.a.xipsecd.ctl_json(&["counters"])["counters"]["dataplane.fragmented"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let counted = wait_for(Duration::from_secs(3), || fragmented() >= 1);
+    assert!(
+        counted,
+        "gateway A counted {} packets fragmented",
+        fragmented()
+    );
+}
+
 #[test]
 fn afxdp_gateways_with_manual_sas_carry_traffic_in_udp_with_nat_t() {
     icmp_udp_tcp_cross_encrypted("afxdp_manual_natt", Backend::Afxdp, true);

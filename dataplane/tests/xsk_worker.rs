@@ -1083,7 +1083,8 @@ fn an_ipv4_packet_too_big_for_the_tunnel_gets_fragmentation_needed() {
             check_fragmentation_needed(&sent, GW_WAN, &packet, known as u16);
         }
 
-        // Without DF: dropped, not fragmented.
+        // Without DF: fixed SAs name no slot to queue the later fragments under, so
+        // dropped, not fragmented (through the table it is: see the next test but two).
         let packet = sized_udp_packet(HOST, 1500, false);
         let (outcome, _) = from_host(&mut pipeline, &packet, 0x0800, now);
         assert_eq!(outcome, Outcome::Dropped);
@@ -1235,6 +1236,86 @@ fn a_packet_handed_to_its_sas_owner_is_answered_there() {
     handoff.recycle(handed);
     assert_eq!(pipelines[owner].counters().too_big, 1);
     assert_eq!(pipelines[owner].counters().encapsulated, 0);
+}
+
+#[test]
+fn an_ipv4_packet_without_df_too_big_for_the_tunnel_is_fragmented_before_encryption() {
+    let file = TableFile::new();
+    let mut writer = TableWriter::create(&file.0, 16).unwrap();
+    install(&mut writer, Transport::NattUdp);
+    let reader = TableReader::open(&file.0).unwrap();
+    let handoff = Handoff::new(HandoffConfig::new(1)).unwrap();
+    let link = Link {
+        wan_mtu: 1400,
+        ..pipeline_link()
+    };
+    let mut pipeline = Pipeline::new(
+        TableSas::new(&reader),
+        link.routes(),
+        &[LAN, WAN],
+        Some((Arc::clone(&handoff), 0)),
+    )
+    .unwrap();
+    let (_, mut peer_in) = peer_sas(Transport::NattUdp);
+    let mut sent = Vec::new();
+    // The ESP packet of an outcome, checked to leave through the WAN port and fit its link.
+    let esp_of = |outcome| {
+        let Outcome::Transmit { port, start, len } = outcome else {
+            panic!("not sent: {outcome:?}");
+        };
+        assert_eq!(port, 1, "out of the WAN port");
+        assert!(len <= 14 + 1400, "{len} bytes: longer than the link");
+        (start + 14, len - 14)
+    };
+    // 3000 bytes: three fragments at 1400 (the hand-off buffers take 3840).
+    let packet = sized_udp_packet(HOST, 3000, false);
+    let frame = ethernet(link.gw_lan_mac, link.host_mac, 0x0800, &packet);
+    let mut buffer = in_buffer(&frame);
+    let outcome = pipeline.process_frame(&mut buffer, 256, frame.len(), Instant::now());
+    let (start, len) = esp_of(outcome);
+    sent.push(buffer[start..start + len].to_vec());
+    while let Some(mut handed) = handoff.receive(0) {
+        let (start, len) = esp_of(pipeline.process_handed_over(&mut handed));
+        sent.push(handed.bytes(start, len).unwrap().to_vec());
+        handoff.recycle(handed);
+    }
+    assert_eq!(sent.len(), 3);
+    let counters = *pipeline.counters();
+    assert_eq!(counters.fragmented, 1);
+    assert_eq!(counters.encapsulated, 3);
+    assert_eq!(counters.too_big + counters.too_big_dropped, 0);
+
+    // The peer decrypts each ESP packet on its own; the fragments inside put the original
+    // back (RFC 791 reassembly by offset), each with a good header checksum.
+    let mut data = vec![0u8; packet.len() - 20];
+    let mut filled = 0;
+    let mut last_seen = false;
+    for esp in &sent {
+        let fragment = decapsulate(&mut peer_in, esp).expect("the peer accepts it");
+        let header_len = usize::from(fragment[0] & 0x0F) * 4;
+        assert_eq!(rfc1071(&fragment[..header_len]), 0);
+        assert_eq!(&fragment[4..6], &packet[4..6], "identification kept");
+        assert_eq!(fragment[9], packet[9]);
+        assert_eq!(&fragment[12..20], &packet[12..20]);
+        let flags = ip::read_u16(&fragment, 6);
+        let offset = usize::from(flags & 0x1FFF) * 8;
+        let body = &fragment[header_len..usize::from(ip::read_u16(&fragment, 2))];
+        data[offset..offset + body.len()].copy_from_slice(body);
+        filled += body.len();
+        last_seen |= flags & 0x2000 == 0;
+    }
+    assert!(last_seen);
+    assert_eq!(filled, data.len());
+    assert_eq!(data, packet[20..]);
+
+    // With DF the sender is told instead; nothing more is fragmented.
+    let packet = sized_udp_packet(HOST, 3000, true);
+    let frame = ethernet(link.gw_lan_mac, link.host_mac, 0x0800, &packet);
+    let mut buffer = in_buffer(&frame);
+    let outcome = pipeline.process_frame(&mut buffer, 256, frame.len(), Instant::now());
+    assert!(matches!(outcome, Outcome::Transmit { port: 0, .. }));
+    assert_eq!(pipeline.counters().too_big, 1);
+    assert_eq!(pipeline.counters().fragmented, 1);
 }
 
 #[test]

@@ -12,8 +12,8 @@
 //!
 //! Not answered (RFC 1812 §4.3.2.7, RFC 4443 §2.4(e)): ICMP errors, IPv4 fragments but the
 //! first, sources that name no single host, IPv4 multicast and broadcast destinations. IPv4
-//! without DF is not answered either: the gateway does not fragment the outer packet, so it
-//! is dropped (see [`NoReply::DontFragmentClear`]).
+//! without DF is not answered either: the pipeline fragments it before encryption where it
+//! can, and drops it where it cannot (see [`NoReply::DontFragmentClear`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -43,8 +43,8 @@ const MAX_EXTENSION_HEADERS: usize = 8;
 /// Why a packet too big for its tunnel gets no ICMP error. Each is a counted drop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum NoReply {
-    /// IPv4 without DF: it could be fragmented, but this gateway does not fragment outer
-    /// packets, and the sender is not asking for an error.
+    /// IPv4 without DF: the sender is not asking for an error; the pipeline fragments it
+    /// where it can.
     DontFragmentClear,
     /// The tunnel's local address is of the other family: there is no source address for
     /// the error.

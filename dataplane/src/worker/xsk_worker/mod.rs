@@ -24,8 +24,8 @@
 //! not encapsulated: its sender gets an ICMP Fragmentation Needed (IPv4 with DF) or ICMPv6
 //! Packet Too Big with the MTU left inside the tunnel, at most
 //! [`too_big_per_second`](XskWorkerConfig::too_big_per_second) a second per worker; IPv4
-//! without DF is dropped, since outer packets are not fragmented. Counted as `too_big` and
-//! `too_big_dropped` ([`Pipeline`] has the details).
+//! without DF is fragmented before encryption, each fragment its own ESP packet. Counted as
+//! `too_big`, `fragmented` and `too_big_dropped` ([`Pipeline`] has the details).
 //!
 //! Not handled: ESP between hosts behind the gateway (all ESP that reaches the worker is
 //! taken as addressed to it, as the XDP classifier decides), more than one VLAN tag, IKE on
@@ -41,6 +41,7 @@ mod handoff;
 mod icmp_too_big;
 mod pipeline;
 mod port;
+mod prefragment;
 mod rate_limit;
 mod stats;
 mod tunnel_mtu;

@@ -10,7 +10,8 @@
 //!                                                           mine: too big for the link
 //!                                                                 towards the peer?
 //!                                                                 yes: ICMP error to the
-//!                                                                      sender, or drop
+//!                                                                      sender; IPv4 without
+//!                                                                      DF: fragments; or drop
 //!                                                                 no: encapsulate
 //! -> destination -> NextHops: Resolved (port, MACs, MTU): Ethernet header in front, transmit
 //!                             Unresolved, Unreachable, another interface, longer than the
@@ -25,9 +26,10 @@
 //! would not is answered, while the rate limit allows, with an ICMP Fragmentation Needed
 //! (IPv4 with DF) or ICMPv6 Packet Too Big carrying the MTU left inside the tunnel, from the
 //! SA's local address, routed towards the sender like any packet (`icmp_too_big.rs` says
-//! what is never answered). IPv4 without DF is dropped and counted: outer packets are not
-//! fragmented (RFC 4301 §8.1 would allow it; TCP and most UDP senders set DF and learn the
-//! MTU instead). A route's own MTU metric is not consulted, only the egress link's.
+//! what is never answered). IPv4 without DF is fragmented before encryption instead
+//! (`prefragment.rs`): the first fragment goes on at once, the others through the worker's
+//! own hand-off inbox, each its own ESP packet, so no receiver has to reassemble ESP. A
+//! route's own MTU metric is not consulted, only the egress link's.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use super::error::XskWorkerError;
 use super::frame::{self, Class};
 use super::handoff::{Handoff, HandoffPacket, HandoffWork};
 use super::icmp_too_big;
+use super::prefragment;
 use super::rate_limit::TokenBucket;
 use super::stats::WorkerCounters;
 use super::tunnel_mtu;
@@ -86,6 +89,8 @@ pub struct Pipeline<S, N> {
     too_big_limit: TokenBucket,
     /// The identification of the last ICMPv4 error sent.
     icmp_id: u16,
+    /// Where a fragment is assembled before it is queued (as long as a hand-off buffer).
+    scratch: Vec<u8>,
 }
 
 /// ICMP errors about too-big packets a worker sends per second, by default.
@@ -137,7 +142,9 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
             }
             None => (None, 0, 1),
         };
+        let scratch = vec![0; handoff.as_ref().map_or(0, |h| h.max_packet())];
         Ok(Self {
+            scratch,
             worker,
             workers,
             sas,
@@ -326,7 +333,7 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
                     outer_destination(&params, packet.data()).map(|to| self.next_hops.lookup(to));
                 if let Some(NextHop::Resolved { mtu, .. }) = next_hop {
                     if mtu != 0 && tunnel_mtu::outer_len(&params, packet.len()) > mtu as usize {
-                        return self.too_big(packet, &params, mtu, now);
+                        return self.too_big(packet, work, &params, mtu, now);
                     }
                 }
                 let verdict = match sa.encap(packet) {
@@ -362,14 +369,22 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
     }
 
     /// Answers a packet too big for its tunnel's egress link (`mtu`) with an ICMP error to its
-    /// sender, sent like any packet; or drops it.
+    /// sender, sent like any packet; fragments it if it is IPv4 without DF; or drops it.
     fn too_big(
         &mut self,
         packet: &mut PacketBuf<'_>,
+        work: Work,
         params: &SaParams,
         mtu: u32,
         now: Instant,
     ) -> Outcome {
+        if let (Work::EncapsulateIn(slot), Some(inner_mtu)) =
+            (work, tunnel_mtu::inner_mtu(params, mtu))
+        {
+            if let Some(plan) = prefragment::plan(packet.data(), inner_mtu as usize) {
+                return self.fragment(packet, slot, &plan, now);
+            }
+        }
         let local = match params.endpoints {
             Endpoints::V4 { local, .. } => IpAddr::V4(local),
             Endpoints::V6 { local, .. } => IpAddr::V6(local),
@@ -391,6 +406,43 @@ impl<S: SaSource, N: NextHops> Pipeline<S, N> {
         self.counters.too_big += 1;
         let next_hop = self.next_hops.lookup(reply.destination);
         self.send(packet, next_hop)
+    }
+
+    /// Sends the first fragment of `packet` through the SA in `slot` now and queues the others
+    /// to this worker's own inbox, which it drains after this batch ([`prefragment`]). A
+    /// fragment that cannot be queued drops the packet: without it the rest is useless.
+    fn fragment(
+        &mut self,
+        packet: &mut PacketBuf<'_>,
+        slot: SlotId,
+        plan: &prefragment::Plan,
+        now: Instant,
+    ) -> Outcome {
+        let Some(handoff) = &self.handoff else {
+            self.counters.too_big_dropped += 1;
+            return Outcome::Dropped;
+        };
+        for k in 1..plan.count {
+            let queued = prefragment::write_later(packet.data(), plan, k, &mut self.scratch)
+                .is_some_and(|len| {
+                    let work = HandoffWork::Encapsulate(slot);
+                    handoff
+                        .send(self.worker, work, &self.scratch[..len], now)
+                        .is_ok()
+                });
+            if !queued {
+                self.counters.too_big_dropped += 1;
+                return Outcome::Dropped;
+            }
+        }
+        self.counters.fragmented += 1;
+        let first_len = prefragment::make_first(packet.data_mut(), plan);
+        let start = packet.offset();
+        if !packet.reset(start, first_len) {
+            self.counters.too_big_dropped += 1;
+            return Outcome::Dropped;
+        }
+        self.forward(packet, Work::EncapsulateIn(slot), now)
     }
 
     /// Puts the Ethernet header for `next_hop` in front of `packet` and names the port.

@@ -106,8 +106,12 @@ worker_counters! {
     /// Needed or ICMPv6 Packet Too Big (which is then sent on like any packet:
     /// `transmitted` or a drop counter).
     too_big,
-    /// Packets too big for their egress link and not answered: IPv4 without DF (outer
-    /// packets are not fragmented), the ICMP rate limit, a tunnel of the other family (no
+    /// IPv4 packets without DF too big for their tunnel, split into fragments that fit before
+    /// encryption: the first is encapsulated at once, the others go through this worker's own
+    /// inbox (and count in `handoff_received` and `encapsulated` there).
+    fragmented,
+    /// Packets too big for their egress link and not answered: IPv4 without DF that could not
+    /// be fragmented (no room in the inbox, an SA named by no slot), the ICMP rate limit, a tunnel of the other family (no
     /// source address for the error), a tunnel leaving less than the family's minimum MTU,
     /// ICMP errors and other packets never answered; and any packet, decapsulated ones
     /// included, longer than its egress link's MTU. Dropped.
