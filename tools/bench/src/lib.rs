@@ -17,6 +17,7 @@
 //! [`wire`], [`report`] (JSON schema, table). The rest does I/O: [`net`], [`topology`],
 //! [`dut`], [`runner`], [`plot`], [`cpu`].
 
+pub mod ceiling;
 pub mod cli;
 pub mod clock;
 pub mod cpu;

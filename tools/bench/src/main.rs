@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
+use xipsec_bench::ceiling;
 use xipsec_bench::cli::{Cli, Command, ForwarderArgs, RunArgs};
 use xipsec_bench::dut::Binaries;
 use xipsec_bench::mac::link_mac;
@@ -111,6 +112,10 @@ fn run(args: &RunArgs) -> ExitCode {
     let stop = StopFlag::global();
     let report = run_all(&config, &stop, |_| {});
     print!("{}", table(&report.runs));
+    if !report.ceilings.is_empty() {
+        println!("\nceiling: the forwarder's CPU per packet plus the AEAD's, timed just now");
+        print!("{}", ceiling::summary(&report.ceilings, &report.runs));
+    }
     let mut status = ExitCode::SUCCESS;
     for error in &report.errors {
         eprintln!("xipsec-bench: {error}");

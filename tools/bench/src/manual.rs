@@ -29,12 +29,11 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The cipher of every manual SA.
+pub const SUITE: CipherSuite = CipherSuite::Aes128Gcm16;
+
 fn params((spi, _): (u32, &str), local: Ipv4Addr, remote: Ipv4Addr) -> SaParams {
-    SaParams::tunnel(
-        spi,
-        CipherSuite::Aes128Gcm16,
-        Endpoints::V4 { local, remote },
-    )
+    SaParams::tunnel(spi, SUITE, Endpoints::V4 { local, remote })
 }
 
 fn wan(text: &str) -> Ipv4Addr {
@@ -72,11 +71,7 @@ mod tests {
     #[test]
     fn keys_decode_to_the_suites_length() {
         for (_, key) in [A_TO_B, B_TO_A] {
-            assert_eq!(
-                unhex(key).len(),
-                CipherSuite::Aes128Gcm16.keymat_len(),
-                "{key}"
-            );
+            assert_eq!(unhex(key).len(), SUITE.keymat_len(), "{key}");
         }
         assert_eq!(unhex("00ff10"), vec![0x00, 0xff, 0x10]);
         assert_eq!(inbound_at_b().params().spi, A_TO_B.0);

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ceiling::Ceiling;
 use crate::latency::Percentiles;
 use crate::wire::Encapsulation;
 
@@ -23,6 +24,7 @@ pub const REPORT_FIELDS: &[&str] = &[
     "host",
     "duration_s",
     "runs",
+    "ceilings",
     "errors",
 ];
 
@@ -54,6 +56,15 @@ pub const RUN_FIELDS: &[&str] = &[
     "softirq_cpu_s",
     "generator_cpu_s",
     "sink_cpu_s",
+];
+
+/// Every field of a [`Ceiling`] (the `ceilings` objects).
+pub const CEILING_FIELDS: &[&str] = &[
+    "size",
+    "forwarder_ns_per_packet",
+    "aead_ns",
+    "crypto_per_packet",
+    "ceiling",
 ];
 
 /// Every field of a [`Percentiles`] (the `latency` object).
@@ -91,6 +102,10 @@ pub struct Report {
     pub duration_s: f64,
     /// One per device × size × rate, in the order run.
     pub runs: Vec<RunResult>,
+    /// With a forwarder run: per size, the best ratio to it any ESP gateway could reach
+    /// (`ceiling.rs`). Absent from files written before it.
+    #[serde(default)]
+    pub ceilings: Vec<Ceiling>,
     /// What went wrong (a device that did not come up, an interrupted run); empty when all
     /// went well.
     pub errors: Vec<String>,
@@ -423,6 +438,13 @@ mod tests {
             },
             duration_s: 3.0,
             runs: vec![sample()],
+            ceilings: vec![Ceiling {
+                size: "64".into(),
+                forwarder_ns_per_packet: 1100.0,
+                aead_ns: 90.0,
+                crypto_per_packet: 2,
+                ceiling: 1100.0 / 1280.0,
+            }],
             errors: vec!["strongswan: needs root".into()],
         };
         let text = serde_json::to_string_pretty(&report).unwrap();
@@ -441,6 +463,9 @@ mod tests {
         let mut latency = keys(&value["runs"][0]["latency"]);
         latency.sort();
         assert_eq!(latency, sorted(LATENCY_FIELDS));
+        let mut ceiling = keys(&value["ceilings"][0]);
+        ceiling.sort();
+        assert_eq!(ceiling, sorted(CEILING_FIELDS));
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["runs"][0]["encapsulation"], "plain");
         assert_eq!(serde_json::from_str::<Report>(&text).unwrap(), report);
@@ -454,7 +479,8 @@ mod tests {
         let doc =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bench.md"))
                 .expect("docs/bench.md");
-        for field in REPORT_FIELDS.iter().chain(RUN_FIELDS).chain(LATENCY_FIELDS) {
+        let fields = REPORT_FIELDS.iter().chain(RUN_FIELDS).chain(LATENCY_FIELDS);
+        for field in fields.chain(CEILING_FIELDS) {
             assert!(
                 doc.contains(&format!("`{field}`")),
                 "docs/bench.md lacks `{field}`"

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use xipsec_testkit::netns::Netns;
 
+use crate::ceiling;
 use crate::cli::External;
 use crate::clock::now_ns;
 use crate::cpu;
 use crate::dut::{self, Binaries, DutKind, RunningDut};
 use crate::generator::{generate_with, GenConfig, GenResult, Live};
 use crate::mac;
+use crate::manual::SUITE;
 use crate::plan::{self, in_place, open_rx, open_tx, Ends, IoKind, Sides};
 use crate::rate::Rate;
 use crate::report::{Host, Report, RunInput, RunResult, SCHEMA_VERSION};
@@ -123,6 +125,7 @@ pub fn run_all(
         host: host(),
         duration_s: config.duration.as_secs_f64(),
         runs: Vec::new(),
+        ceilings: Vec::new(),
         errors: Vec::new(),
     };
     let mut run_id = (now_ns() as u32) ^ (std::process::id() << 12);
@@ -271,6 +274,7 @@ pub fn run_all(
         drop(running);
         drop(topology);
     }
+    report.ceilings = ceiling::ceilings(&report.runs, &config.sizes, config.topology, SUITE);
     report
 }
 
