@@ -594,6 +594,155 @@ fn a_full_size_datagram_without_df_crosses_a_narrower_wire_in_fragments() {
     );
 }
 
+/// The keying material of a manual SA's `hex:` key.
+fn key_bytes(key: &str) -> Vec<u8> {
+    let hex = key.strip_prefix("hex:").unwrap();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// `packet` (an IPv4 packet) as two fragments, the first carrying `first_data` bytes of its
+/// payload (a multiple of 8), as a router or the sender's kernel would cut it.
+fn two_fragments(packet: &[u8], first_data: usize) -> [Vec<u8>; 2] {
+    use xipsec_dataplane::esp::ip;
+    let header = &packet[..20];
+    let payload = &packet[20..];
+    let fragment = |data: &[u8], offset: usize, more: bool| {
+        let mut out = header.to_vec();
+        out.extend_from_slice(data);
+        let len = out.len() as u16;
+        out[2..4].copy_from_slice(&len.to_be_bytes());
+        let flags = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        out[6..8].copy_from_slice(&flags.to_be_bytes());
+        ip::set_ipv4_checksum(&mut out[..20]);
+        out
+    };
+    [
+        fragment(&payload[..first_data], 0, true),
+        fragment(&payload[first_data..], first_data, false),
+    ]
+}
+
+/// Sends `packet` (a whole IPv4 packet, header included) from the calling thread's namespace.
+fn send_raw_ipv4(packet: &[u8], to: std::net::Ipv4Addr) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket creation; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a new descriptor no one else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let address = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(to).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a live socket; the buffer and the address are valid for the lengths passed.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&address as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        sent,
+        packet.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn esp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
+    use xipsec_dataplane::esp::{CipherSuite, Endpoints, OutboundSa, PacketBuf, SaParams};
+    let Some(_turn) = needs("afxdp_outer_fragments") else {
+        return;
+    };
+    let site = start_manual_afxdp();
+    udp_round_trip(&site.host_a, &site.host_b, b"the tunnel is up");
+    // Gateway B's SA towards A, as a kernel doing ESP would use it, far ahead of the sequence
+    // numbers B's data plane has used so far.
+    let wan_a: std::net::Ipv4Addr = WAN_A.parse().unwrap();
+    let params = SaParams::tunnel(
+        0x1002,
+        CipherSuite::Aes128Gcm16,
+        Endpoints::V4 {
+            local: WAN_B.parse().unwrap(),
+            remote: wan_a,
+        },
+    );
+    let mut sa = OutboundSa::new(params, &key_bytes(KEY_BA)).unwrap();
+    sa.advance_sequence_to(1_000_000);
+    let receiver = site
+        .host_a
+        .run(|| std::net::UdpSocket::bind((HOST_A, 7003)).unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let payload: Vec<u8> = (0..1400u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + UP;
+    let mut id = 0x4200u16;
+    let arrived = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the fragmented ESP packet was never delivered"
+        );
+        // Host B's datagram to host A, encrypted, cut in two on the outer header.
+        let inner = udp_datagram(HOST_B, 7002, HOST_A, 7003, &payload);
+        let mut frame = vec![0u8; 128 + inner.len() + 64];
+        frame[128..128 + inner.len()].copy_from_slice(&inner);
+        let mut packet = PacketBuf::new(&mut frame, 128, inner.len()).unwrap();
+        sa.encap(&mut packet).unwrap();
+        let mut esp = packet.data().to_vec();
+        id += 1;
+        esp[4..6].copy_from_slice(&id.to_be_bytes());
+        for fragment in two_fragments(&esp, 800) {
+            site.b.ns.run(|| send_raw_ipv4(&fragment, wan_a));
+        }
+        if let Ok(n) = receiver.recv(&mut buf) {
+            break buf[..n].to_vec();
+        }
+    };
+    assert_eq!(arrived, payload);
+    let counters = site.a.xipsecd.ctl_json(&["counters"]);
+    let counted = wait_for(Duration::from_secs(3), || {
+        let counters = site.a.xipsecd.ctl_json(&["counters"]);
+        let counter = |name: &str| counters["counters"][name].as_u64().unwrap_or(0);
+        counter("reassembled.handed_off") >= 1 && counter("xdp.wan.fragment_pass") >= 2
+    });
+    assert!(counted, "gateway A's counters: {counters}");
+}
+
+/// An IPv4 UDP datagram (UDP checksum 0: none, which IPv4 allows).
+fn udp_datagram(source: &str, sport: u16, destination: &str, dport: u16, data: &[u8]) -> Vec<u8> {
+    use xipsec_dataplane::esp::ip;
+    let source: std::net::Ipv4Addr = source.parse().unwrap();
+    let destination: std::net::Ipv4Addr = destination.parse().unwrap();
+    let len = 28 + data.len();
+    let mut packet = vec![0u8; len];
+    packet[0] = 0x45;
+    packet[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    packet[8] = 64;
+    packet[9] = 17;
+    packet[12..16].copy_from_slice(&source.octets());
+    packet[16..20].copy_from_slice(&destination.octets());
+    ip::set_ipv4_checksum(&mut packet[..20]);
+    packet[20..22].copy_from_slice(&sport.to_be_bytes());
+    packet[22..24].copy_from_slice(&dport.to_be_bytes());
+    packet[24..26].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    packet[28..].copy_from_slice(data);
+    packet
+}
+
 #[test]
 fn afxdp_gateways_with_manual_sas_carry_traffic_in_udp_with_nat_t() {
     icmp_udp_tcp_cross_encrypted("afxdp_manual_natt", Backend::Afxdp, true);

@@ -15,6 +15,7 @@
 
 mod interfaces;
 mod policies;
+mod reassembled;
 mod signals;
 mod stats_file;
 mod workers;
@@ -33,6 +34,7 @@ use xipsec_ebpf::AttachMode;
 
 use interfaces::Interface;
 use policies::PolicySync;
+use reassembled::Reassembled;
 
 /// The xipsec AF_XDP data plane.
 #[derive(Debug, Parser)]
@@ -171,6 +173,15 @@ fn run(args: &Args) -> Result<(), String> {
         &mut interfaces,
         &stop,
     )?;
+    // Without it only ESP that arrives in outer fragments is lost: not a reason to stop.
+    let reassembled = Reassembled::start(
+        &args.table,
+        Arc::clone(running.handoff()),
+        count as usize,
+        Arc::clone(&stop),
+    )
+    .inspect_err(|e| warn!("ESP in outer fragments will be dropped: {e}"))
+    .ok();
     let mut sync = PolicySync::default();
     let mut classifiers: Vec<_> = interfaces.iter_mut().map(|i| &mut i.classifier).collect();
     sync_policies(&mut sync, &table, &mut classifiers);
@@ -198,7 +209,11 @@ fn run(args: &Args) -> Result<(), String> {
                 .zip(classifiers.iter())
                 .filter_map(|(name, c)| Some((name.as_str(), c.counters().ok()?)))
                 .collect();
-            let counters = stats_file::collect(running.per_worker(), &verdicts);
+            let mut counters = stats_file::collect(running.per_worker(), &verdicts);
+            let reassembled = reassembled.iter().flat_map(|r| r.counters().named());
+            for (name, value) in reassembled {
+                counters.insert(name.to_owned(), value);
+            }
             if let Err(e) = stats_file::write(&stats_path, &counters) {
                 warn!(path = %stats_path.display(), "cannot write the counters: {e}");
             }
@@ -210,6 +225,9 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let _ = std::fs::remove_file(&stats_path);
     stop.store(true, Ordering::Relaxed);
+    if let Some(reassembled) = reassembled {
+        reassembled.join();
+    }
     running.join();
     drop(classifiers);
     for interface in &mut interfaces {

@@ -32,6 +32,7 @@ pub struct Setup<'a> {
 pub struct Running {
     threads: Vec<Option<JoinHandle<()>>>,
     stats: Vec<WorkerStats>,
+    handoff: Arc<Handoff>,
     /// Kept alive for the workers' handles; stopped after them.
     fib: Option<FibMirror>,
 }
@@ -50,6 +51,7 @@ pub fn start(
     let mut running = Running {
         threads: Vec::new(),
         stats: Vec::new(),
+        handoff: Arc::clone(&handoff),
         fib: None,
     };
     for worker in 0..count {
@@ -161,6 +163,11 @@ impl Running {
             let _ = thread.join();
         }
         drop(self.fib.take());
+    }
+
+    /// The workers' inboxes: a packet for one of them goes in there.
+    pub fn handoff(&self) -> &Arc<Handoff> {
+        &self.handoff
     }
 
     /// All workers' counters and latencies added up.
