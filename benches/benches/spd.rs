@@ -1,7 +1,8 @@
 //! The outbound SPD at tunnel counts from one to carrier scale: a worker's lookup of the policy
 //! a plaintext packet takes (through its indexed copy, and through the first-match scan of the
 //! same policies that the index replaced), the worker's refresh of its copy after the SPD
-//! changed, and the control plane's rewrite of the SPD.
+//! changed (by itself, or taking what the indexer thread built), and the control plane's
+//! rewrite of the SPD.
 //! `cargo bench -p xipsec-benches --bench spd`.
 
 use std::hint::black_box;
@@ -15,7 +16,7 @@ use xipsec_dataplane::table::{
     AddressRange, Direction, Flow, Keymat, Lifetimes, Policy, SaRecord, TableReader, TableWriter,
     ANY_PORT, ANY_WORKER,
 };
-use xipsec_dataplane::worker::SpdMirror;
+use xipsec_dataplane::worker::{SpdIndexer, SpdMirror, SHARED_FROM};
 
 const TUNNELS: [u32; 3] = [1, 1_000, 100_000];
 
@@ -151,7 +152,42 @@ fn change(c: &mut Criterion) {
                 )
             });
         }
+        // A worker taking the indexer's index of the new version (from SHARED_FROM policies
+        // on): what is left of a change in its packet loop.
+        if tunnels as usize >= SHARED_FROM {
+            let mut spd = Spd::new(tunnels, ANY_WORKER);
+            let reader = TableReader::open(&spd.path).expect("reader");
+            let indexer = SpdIndexer::start(&spd.path).expect("indexer");
+            let shared = indexer.shared();
+            let mut mirror = SpdMirror::default();
+            mirror.use_shared(std::sync::Arc::clone(&shared));
+            group.bench_function(BenchmarkId::new("worker_adopt_indexed", tunnels), |b| {
+                b.iter_batched(
+                    || {
+                        spd.writer.set_policies(&spd.policies).expect("policies");
+                        while shared.version() != Some(reader.spd_version()) {
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                        }
+                    },
+                    |()| assert!(mirror.refresh(&reader) && mirror.is_current(&reader)),
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        // As a worker refreshes: its SA cache knows the owners, no record is read.
         let mut spd = Spd::new(tunnels, ANY_WORKER);
+        let reader = TableReader::open(&spd.path).expect("reader");
+        let mut mirror = SpdMirror::default();
+        group.bench_function(
+            BenchmarkId::new("worker_refresh_owners_known", tunnels),
+            |b| {
+                b.iter_batched(
+                    || spd.writer.set_policies(&spd.policies).expect("policies"),
+                    |()| assert!(mirror.refresh_with(&reader, |_| Some(ANY_WORKER))),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
         group.bench_function(BenchmarkId::new("control_rewrite", tunnels), |b| {
             b.iter(|| spd.writer.set_policies(&spd.policies).expect("policies"))
         });

@@ -12,8 +12,8 @@ use xipsec_dataplane::fib::FibMirror;
 use xipsec_dataplane::io::xsk::XskConfig;
 use xipsec_dataplane::table::TableReader;
 use xipsec_dataplane::worker::{
-    merge_stats, Handoff, HandoffConfig, MergedStats, TableSas, WorkerPort, WorkerStats, XskWorker,
-    XskWorkerConfig,
+    merge_stats, Handoff, HandoffConfig, MergedStats, SharedSpd, SpdIndexer, TableSas, WorkerPort,
+    WorkerStats, XskWorker, XskWorkerConfig,
 };
 
 use crate::interfaces::Interface;
@@ -35,6 +35,7 @@ pub struct Running {
     handoff: Arc<Handoff>,
     /// Kept alive for the workers' handles; stopped after them.
     fib: Option<FibMirror>,
+    spd: Option<SpdIndexer>,
 }
 
 /// Binds every worker's sockets, registers them with the classifiers, and starts the threads.
@@ -47,12 +48,14 @@ pub fn start(
     let fib = FibMirror::start().map_err(|e| format!("routing and neighbour mirror: {e}"))?;
     let handoff =
         Handoff::new(HandoffConfig::new(count)).map_err(|e| format!("worker hand-off: {e:?}"))?;
+    let spd = SpdIndexer::start(setup.table).map_err(|e| format!("SPD indexer: {e:?}"))?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut running = Running {
         threads: Vec::new(),
         stats: Vec::new(),
         handoff: Arc::clone(&handoff),
         fib: None,
+        spd: None,
     };
     for worker in 0..count {
         let mut ports = Vec::new();
@@ -76,12 +79,13 @@ pub fn start(
         let table = setup.table.to_path_buf();
         let next_hops = fib.handle();
         let handoff = handoff.clone();
+        let shared_spd = spd.shared();
         let stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("xipsec-worker-{worker}"))
             .spawn(move || {
                 run_worker(
-                    &table, config, ports, count, next_hops, handoff, &stop, ready_tx,
+                    &table, config, ports, count, next_hops, handoff, shared_spd, &stop, ready_tx,
                 )
             })
             .map_err(|e| format!("worker thread: {e}"))?;
@@ -93,6 +97,7 @@ pub fn start(
         }
     }
     running.fib = Some(fib);
+    running.spd = Some(spd);
     Ok(running)
 }
 
@@ -122,6 +127,7 @@ fn run_worker(
     count: usize,
     next_hops: xipsec_dataplane::fib::FibHandle,
     handoff: Arc<Handoff>,
+    shared_spd: Arc<SharedSpd>,
     stop: &AtomicBool,
     ready: std::sync::mpsc::Sender<Result<WorkerStats, String>>,
 ) {
@@ -134,7 +140,7 @@ fn run_worker(
             return;
         }
     };
-    let sas = TableSas::for_worker(&reader, index, count);
+    let sas = TableSas::for_worker(&reader, index, count).with_shared_spd(shared_spd);
     let mut worker = match XskWorker::new(config, ports, sas, next_hops, handoff) {
         Ok(worker) => worker,
         Err(e) => {
@@ -163,6 +169,7 @@ impl Running {
             let _ = thread.join();
         }
         drop(self.fib.take());
+        drop(self.spd.take());
     }
 
     /// The workers' inboxes: a packet for one of them goes in there.

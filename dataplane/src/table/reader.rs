@@ -100,6 +100,12 @@ impl TableReader {
         seqlock::version(&self.region, self.region.spd_at())
     }
 
+    /// How many policies the SPD holds (as of its last complete write, or mid-write).
+    pub fn policy_count(&self) -> u64 {
+        let spd_at = self.region.spd_at();
+        self.region.u64_at(spd_at + 8).load(Ordering::Relaxed)
+    }
+
     /// Copies the SPD into `out` (which is cleared first) and returns the version it belongs
     /// to. Allocates: call it when [`spd_version`](Self::spd_version) moved, not per packet.
     pub fn read_policies(&self, out: &mut Vec<Policy>) -> Result<u64, ReadError> {

@@ -12,6 +12,7 @@
 //! worker can hand the packet to the SA's owner ([`owner_of`](super::owner_of)). A source
 //! that names no slots (a fixed pair) keeps every packet on the worker that received it.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::esp::{
@@ -19,7 +20,7 @@ use crate::esp::{
 };
 use crate::table::{SlotId, TableReader, ANY_WORKER};
 
-use super::{flow_of, SaCache, SpdMirror};
+use super::{flow_of, SaCache, SharedSpd, SpdMirror};
 
 /// The SAs a worker encapsulates and decapsulates with.
 pub trait SaSource {
@@ -174,6 +175,12 @@ impl<'t> TableSas<'t> {
         };
         sas.refresh_spd();
         sas
+    }
+
+    /// Takes the index of a large SPD from `shared` ([`SpdMirror::use_shared`]).
+    pub fn with_shared_spd(mut self, shared: Arc<SharedSpd>) -> Self {
+        self.spd.use_shared(shared);
+        self
     }
 
     /// [`SpdMirror::refresh_with`] the owners the cache knows: when the SPD moved, only the

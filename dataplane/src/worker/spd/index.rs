@@ -179,16 +179,22 @@ impl<K: Address> Intervals<K> {
             });
             from..to
         };
-        let mut counts = vec![0u32; interval_count + 1];
+        // Each narrow policy's intervals, found once (two binary searches, the build's main
+        // cost); the wide ones go to their own list.
+        let mut narrow: Vec<(u32, u32, u32)> = Vec::new();
         let mut wide = Vec::new();
-        for (position, start, end) in ranges.clone() {
+        for (position, start, end) in ranges {
             let intervals = covered(start, end);
             if intervals.len() > WIDE {
                 wide.push(position);
             } else {
-                for i in intervals {
-                    counts[i] += 1;
-                }
+                narrow.push((position, intervals.start as u32, intervals.end as u32));
+            }
+        }
+        let mut counts = vec![0u32; interval_count + 1];
+        for &(_, from, to) in &narrow {
+            for i in from..to {
+                counts[i as usize] += 1;
             }
         }
         // Counts become offsets (a prefix sum); a cursor per interval fills the entries in
@@ -201,13 +207,10 @@ impl<K: Address> Intervals<K> {
         }
         let mut cursor = offsets.clone();
         let mut entries = vec![0u32; total as usize];
-        for (position, start, end) in ranges {
-            let intervals = covered(start, end);
-            if intervals.len() <= WIDE {
-                for i in intervals {
-                    entries[cursor[i] as usize] = position;
-                    cursor[i] += 1;
-                }
+        for &(position, from, to) in &narrow {
+            for i in from as usize..to as usize {
+                entries[cursor[i] as usize] = position;
+                cursor[i] += 1;
             }
         }
         Self {

@@ -20,31 +20,36 @@
 
 mod flow;
 mod index;
+mod indexed;
+mod shared;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::table::{AddressRange, Direction, Flow, Policy, SlotId, TableReader, ANY_WORKER};
+use crate::table::{AddressRange, Flow, Policy, SlotId, TableReader, ANY_WORKER};
 
 use super::owner_of;
 pub use flow::flow_of;
-use index::PolicyIndex;
+pub use indexed::IndexedSpd;
+pub use shared::{SharedSpd, SpdIndexer, SHARED_FROM};
 
 /// The policies as of one SPD version, seen by one worker, indexed by destination so that
 /// the first match in priority order costs about the same with 100k tunnels as with one.
 /// Refreshing it after the SPD changed reads and indexes every policy (milliseconds per
-/// 100k; docs/benchmarks.md).
+/// 100k; docs/benchmarks.md), unless an [`SpdIndexer`] does that for a large SPD.
 #[derive(Debug)]
 pub struct SpdMirror {
-    version: Option<u64>,
-    policies: Vec<Policy>,
-    index: PolicyIndex,
+    /// `None` until the first refresh.
+    spd: Option<Arc<IndexedSpd>>,
     /// For each policy, the outbound SA this worker sends through when that policy is the
-    /// first match (the module's documentation says which), and that SA's `owner_worker`.
+    /// first match (the module's documentation says which), and that SA's `owner_worker`;
+    /// empty when no SA is pinned to a worker: then each policy's own SA and owner.
     chosen: Vec<(SlotId, u16)>,
     worker: usize,
     workers: usize,
+    shared: Option<Arc<SharedSpd>>,
 }
 
 impl Default for SpdMirror {
@@ -89,25 +94,25 @@ impl SpdMirror {
     /// that worker's per-resource SAs; [`refresh`](Self::refresh) fills it.
     pub fn for_worker(worker: usize, workers: usize) -> Self {
         Self {
-            version: None,
-            policies: Vec::new(),
-            index: PolicyIndex::default(),
+            spd: None,
             chosen: Vec::new(),
             worker,
             workers: workers.max(1),
+            shared: None,
         }
+    }
+
+    /// Takes the index of an SPD larger than [`SHARED_FROM`] policies from `shared` rather
+    /// than building it in the packet loop.
+    pub fn use_shared(&mut self, shared: Arc<SharedSpd>) {
+        self.shared = Some(shared);
     }
 
     /// Brings the copy up to date; one atomic load when nothing changed. `false` when the
     /// writer was mid-update (the old copy stays; try again next batch). When the SPD moved,
     /// also reads the record of every SA a policy names, for its owner.
     pub fn refresh(&mut self, table: &TableReader) -> bool {
-        self.refresh_with(table, |slot| match table.read(slot) {
-            Ok(snapshot) if snapshot.record.direction == Direction::Outbound => {
-                Some(snapshot.record.owner_worker)
-            }
-            _ => None,
-        })
+        self.refresh_with(table, |slot| indexed::record_owner(table, slot))
     }
 
     /// [`refresh`](Self::refresh), with the owners (`SaRecord::owner_worker`) of the SAs the
@@ -122,15 +127,30 @@ impl SpdMirror {
         if self.is_current(table) {
             return true;
         }
-        match table.read_policies(&mut self.policies) {
-            Ok(version) => {
-                self.version = Some(version);
-                self.index = PolicyIndex::build(&self.policies);
-                self.choose(owner_worker);
+        if let Some(shared) = &self.shared {
+            if table.policy_count() >= SHARED_FROM as u64 {
+                // The indexer's newest, even if the table has moved on since: it catches up
+                // within milliseconds, and this worker keeps forwarding meanwhile.
+                if shared.version() != self.spd.as_ref().map(|spd| spd.version) {
+                    if let Some(spd) = shared.latest() {
+                        self.adopt(spd);
+                    }
+                }
+                return true;
+            }
+        }
+        match IndexedSpd::read(table, owner_worker) {
+            Ok(spd) => {
+                self.adopt(Arc::new(spd));
                 true
             }
             Err(_) => false,
         }
+    }
+
+    fn adopt(&mut self, spd: Arc<IndexedSpd>) {
+        self.choose(&spd);
+        self.spd = Some(spd);
     }
 
     /// Fills `chosen`. Allocates, once per SPD version. The owners are as of now: should a
@@ -138,15 +158,17 @@ impl SpdMirror {
     /// deletes an SA and after it installs one), a packet may be kept or handed over wrongly
     /// until the next change, and then dropped by the SA cache, which checks every SA's
     /// owner against its record: never sent by two workers.
-    fn choose(&mut self, mut owner_worker: impl FnMut(SlotId) -> Option<u16>) {
+    fn choose(&mut self, spd: &IndexedSpd) {
         self.chosen.clear();
-        self.chosen.extend(self.policies.iter().map(|policy| {
-            let owner = owner_worker(policy.outbound).unwrap_or(ANY_WORKER);
-            (policy.outbound, owner)
-        }));
         // Only a class with a pinned member can choose other than its first match; without
-        // per-resource SAs (most tunnels) none has, and 100k tunnels are not hashed.
-        let pinned: HashSet<Selectors, RandomState> = (self.policies.iter().zip(&self.chosen))
+        // per-resource SAs (most tunnels) none has, and 100k tunnels cost nothing here.
+        if !spd.pinned {
+            return;
+        }
+        self.chosen.extend(
+            (spd.policies.iter().zip(&spd.owners)).map(|(policy, &owner)| (policy.outbound, owner)),
+        );
+        let pinned: HashSet<Selectors, RandomState> = (spd.policies.iter().zip(&self.chosen))
             .filter(|(_, &(_, owner))| owner != ANY_WORKER)
             .map(|(policy, _)| Selectors::of(policy))
             .collect();
@@ -156,7 +178,7 @@ impl SpdMirror {
         let mut classes: HashMap<Selectors, Class, RandomState> =
             HashMap::with_capacity_and_hasher(pinned.len(), RandomState::default());
         // Backwards, so that each class holds its earliest members when its first is reached.
-        for (i, policy) in self.policies.iter().enumerate().rev() {
+        for (i, policy) in spd.policies.iter().enumerate().rev() {
             let selectors = Selectors::of(policy);
             if !pinned.contains(&selectors) {
                 continue;
@@ -181,7 +203,7 @@ impl SpdMirror {
 
     /// Whether the copy is of the table's current SPD: one atomic load.
     pub fn is_current(&self, table: &TableReader) -> bool {
-        self.version == Some(table.spd_version())
+        self.spd.as_ref().map(|spd| spd.version) == Some(table.spd_version())
     }
 
     /// The outbound SA this worker sends a plaintext packet through, if a policy covers it:
@@ -194,8 +216,12 @@ impl SpdMirror {
     /// [`lookup`](Self::lookup), with the SA's `owner_worker` as its record said when the SPD
     /// was copied (for [`owner_of`]).
     pub fn lookup_with_owner(&self, flow: &Flow) -> Option<(SlotId, u16)> {
-        let first = self.index.first_match(&self.policies, flow)?;
-        self.chosen.get(first).copied()
+        let spd = self.spd.as_deref()?;
+        let first = spd.index.first_match(&spd.policies, flow)?;
+        match self.chosen.get(first) {
+            Some(&chosen) => Some(chosen),
+            None => Some((spd.policies[first].outbound, spd.owners[first])),
+        }
     }
 
     /// Whether a decrypted inbound packet with selector fields `flow` may have come through
@@ -213,16 +239,18 @@ impl SpdMirror {
                 .ports
                 .map(|(source, destination)| (destination, source)),
         };
-        self.index
-            .any_into(&self.policies, outbound, |policy| policy.matches(&reverse))
+        self.spd.as_deref().is_some_and(|spd| {
+            spd.index
+                .any_into(&spd.policies, outbound, |policy| policy.matches(&reverse))
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.policies.len()
+        self.spd.as_deref().map_or(0, IndexedSpd::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
+        self.len() == 0
     }
 }
 
@@ -244,6 +272,21 @@ mod tests {
             local_ports: ANY_PORT,
             remote_ports: ANY_PORT,
             outbound: SlotId(outbound),
+        }
+    }
+
+    /// `policies` as read at version 2, each SA's owner from `owner_worker`.
+    fn indexed(policies: Vec<Policy>, owner_worker: impl Fn(SlotId) -> Option<u16>) -> IndexedSpd {
+        let owners: Vec<u16> = policies
+            .iter()
+            .map(|policy| owner_worker(policy.outbound).unwrap_or(ANY_WORKER))
+            .collect();
+        IndexedSpd {
+            version: 2,
+            index: index::PolicyIndex::build(&policies),
+            pinned: owners.iter().any(|&owner| owner != ANY_WORKER),
+            owners,
+            policies,
         }
     }
 
@@ -272,9 +315,7 @@ mod tests {
             },
         ];
         let mirror = SpdMirror {
-            version: Some(2),
-            index: PolicyIndex::build(&policies),
-            policies,
+            spd: Some(Arc::new(indexed(policies, |_| None))),
             ..SpdMirror::default()
         };
         let inside = from_peer("10.1.0.5", "10.2.0.7", Some((5000, 6000)));
@@ -306,11 +347,17 @@ mod tests {
     /// What `worker` of 3 sends through when each policy is the first match, given each
     /// slot's `owner_worker` (slot `n` pinned as `owners[n]`).
     fn chosen(policies: &[Policy], owners: &[u16], worker: usize) -> Vec<u32> {
-        let mut mirror = SpdMirror {
-            policies: policies.to_vec(),
-            ..SpdMirror::for_worker(worker, 3)
-        };
-        mirror.choose(|slot| owners.get(slot.0 as usize).copied());
+        let mut mirror = SpdMirror::for_worker(worker, 3);
+        mirror.adopt(Arc::new(indexed(policies.to_vec(), |slot| {
+            owners.get(slot.0 as usize).copied()
+        })));
+        if mirror.chosen.is_empty() {
+            // Nothing pinned: each policy's own SA.
+            let spd = mirror.spd.as_deref().unwrap();
+            mirror.chosen = (spd.policies.iter().zip(&spd.owners))
+                .map(|(policy, &owner)| (policy.outbound, owner))
+                .collect();
+        }
         // Each choice carries its own SA's owner (unknown: no one's).
         for &(slot, owner) in &mirror.chosen {
             let expected = owners.get(slot.0 as usize).copied();
