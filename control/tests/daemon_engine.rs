@@ -280,6 +280,83 @@ fn child_sas_are_rekeyed_on_time_make_before_break_and_the_old_ones_leave_the_ta
     );
 }
 
+/// The outbound slot of `side`'s only Child SA, as a worker finds it (through the SPD).
+fn outbound_slot(side: &Side) -> xipsec_dataplane::table::SlotId {
+    let reader = TableReader::open(&side.table).unwrap();
+    let mut policies = Vec::new();
+    reader.read_policies(&mut policies).unwrap();
+    assert_eq!(policies.len(), 1);
+    policies[0].outbound
+}
+
+/// What a worker does when an SA reaches a lifetime: raises the flag in its worker area.
+fn raise(side: &Side, slot: xipsec_dataplane::table::SlotId, flag: u64) {
+    let reader = TableReader::open(&side.table).unwrap();
+    reader.worker_area(slot).unwrap().raise(flag);
+}
+
+#[test]
+fn what_the_workers_report_rekeys_or_deletes_the_child_sa() {
+    use xipsec_dataplane::table::layout::flags;
+    let dir = tempfile::tempdir().unwrap();
+    let volume = "  rekey_bytes = 1000000000\n  rekey_packets = 5000000\n  life_packets = 6000000";
+    let text = config_text(A, B, "a.example", "b.example", true).replace(
+        "  replay_window = 2048",
+        &format!("  replay_window = 2048\n{volume}"),
+    );
+    let mut a = side(dir.path(), "a", &text, A, NatTraversal::Detect);
+    let mut b = side(
+        dir.path(),
+        "b",
+        &config_text(B, A, "b.example", "a.example", false),
+        B,
+        NatTraversal::Detect,
+    );
+    let now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    // The configured volume lifetimes are in both of A's records, life_bytes a tenth past.
+    let slot = outbound_slot(&a);
+    let reader = TableReader::open(&a.table).unwrap();
+    let lifetimes = reader.read(slot).unwrap().record.lifetimes;
+    assert_eq!(
+        (lifetimes.soft_bytes, lifetimes.hard_bytes),
+        (1_000_000_000, 1_100_000_000)
+    );
+    assert_eq!(
+        (lifetimes.soft_packets, lifetimes.hard_packets),
+        (5_000_000, 6_000_000)
+    );
+    // Nothing reported: nothing done.
+    assert_eq!(a.engine.data_plane_lifetimes(now), 0);
+
+    // A soft expiry of the outbound SA: a rekey, make-before-break; the old pair goes.
+    let first = seen(&a).outbound[0].0;
+    raise(&a, slot, flags::SOFT_EXPIRED);
+    assert_eq!(a.engine.data_plane_lifetimes(now), 1);
+    // Still rekeying: asked once, not again each second.
+    assert_eq!(a.engine.data_plane_lifetimes(now), 0);
+    exchange(&mut a, &mut b, now);
+    let after = seen(&a);
+    assert_eq!(after.outbound.len(), 1);
+    assert_ne!(after.outbound[0].0, first, "rekeyed");
+    assert_mirrored(&after, &seen(&b));
+
+    // The sequence space of the new one nearly used up: rekeyed again.
+    let second = after.outbound[0].0;
+    raise(&a, outbound_slot(&a), flags::REKEY_SOON);
+    assert_eq!(a.engine.data_plane_lifetimes(now), 1);
+    exchange(&mut a, &mut b, now);
+    assert_ne!(seen(&a).outbound[0].0, second);
+
+    // A hard expiry (the worker stopped using it): the Child SA is deleted on both sides.
+    raise(&a, outbound_slot(&a), flags::HARD_EXPIRED);
+    assert_eq!(a.engine.data_plane_lifetimes(now), 1);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.engine.plane().installed(), 0);
+    assert_eq!(b.engine.plane().installed(), 0);
+}
+
 #[test]
 fn an_ike_sa_rekey_keeps_the_child_sas_and_their_table_entries() {
     let dir = tempfile::tempdir().unwrap();

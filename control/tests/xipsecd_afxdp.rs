@@ -201,6 +201,11 @@ fn manual_config(side: &str, backend: Backend, natt: bool) -> String {
 /// Gateway `side`'s IKE connection to the other; A initiates. `per_cpu_sas` as RFC 9611
 /// per-resource Child SAs (0: none).
 fn ike_config(side: &str, per_cpu_sas: u32) -> String {
+    ike_config_with(side, per_cpu_sas, "")
+}
+
+/// [`ike_config`] with `child_extra` (TOML lines) added to the Child SA's table.
+fn ike_config_with(side: &str, per_cpu_sas: u32, child_extra: &str) -> String {
     let (local, remote, local_ts, remote_ts, start) = match side {
         "a" => (WAN_A, WAN_B, "10.1.0.0/24", "10.2.0.0/24", "start"),
         _ => (WAN_B, WAN_A, "10.2.0.0/24", "10.1.0.0/24", "none"),
@@ -226,6 +231,7 @@ ike_proposals = ["aes128gcm16-prfsha256-x25519"]
   esp_proposals = ["aes128gcm16"]
   start_action = "{start}"
   per_cpu_sas = {per_cpu_sas}
+{child_extra}
 "#,
         dataplane = dataplane_section(Backend::Afxdp),
         other = if side == "a" { "b" } else { "a" },
@@ -948,6 +954,41 @@ fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
     assert_eq!(
         received, sent,
         "packets lost across make-before-break rekeys"
+    );
+}
+
+#[test]
+fn a_packet_lifetime_counted_by_the_data_plane_rekeys_the_child_sa_under_traffic() {
+    let Some(_turn) = needs("afxdp_volume_rekey") else {
+        return;
+    };
+    // Gateway A's SAs ask for a rekey after 1500 packets (the hard limit far beyond), so at
+    // 1000 packets a second its workers raise the soft flag within two seconds, long before
+    // rekey_time (at least 120 s) could.
+    let volume = "  rekey_packets = 1500\n  life_packets = 1000000";
+    let site = start_site(
+        &ike_config_with("a", 0, volume),
+        Backend::Afxdp,
+        &ike_config("b", 0),
+        Backend::Afxdp,
+    );
+    site.a.xipsecd.wait_for("Child SA installed", 1, UP);
+    site.b.xipsecd.wait_for("Child SA installed", 1, UP);
+    udp_round_trip(&site.host_a, &site.host_b, b"through-ike-sas");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flow = stream(&site.host_a, &site.host_b, 1000, stop.clone());
+    site.a
+        .xipsecd
+        .wait_for("Child SA rekey: the data plane asked for it", 2, UP);
+    site.a.xipsecd.wait_for("Child SA installed", 3, UP);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (sent, received) = flow.join().unwrap();
+    eprintln!("sent {sent}, received {received} across volume rekeys");
+    assert!(sent > 3000, "the stream ran ({sent} sent)");
+    assert_eq!(
+        received, sent,
+        "packets lost across volume-triggered rekeys"
     );
 }
 

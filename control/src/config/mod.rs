@@ -244,6 +244,19 @@ pub struct Child {
     pub replay_window: u32,
     /// `per_cpu_sas`: per-resource Child SAs (RFC 9611) beside the first one; 0 = off.
     pub per_cpu_sas: u32,
+    /// Volume lifetimes each SA of the Child SA counts in the data plane: `rekey_bytes` and
+    /// `rekey_packets` start a rekey, `life_bytes` and `life_packets` stop the SA.
+    pub volume: VolumeLifetimes,
+}
+
+/// Byte and packet lifetimes of a Child SA's SAs (RFC 4301 §4.4.2.1), as strongSwan names
+/// them; 0 = none. The life values default to a tenth past the rekey values, as strongSwan's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolumeLifetimes {
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_packets: u64,
 }
 
 /// `backend` of the data plane.

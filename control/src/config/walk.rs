@@ -953,6 +953,10 @@ const CHILD_KEYS: &[&str] = &[
     "rekey_time",
     "replay_window",
     "per_cpu_sas",
+    "rekey_bytes",
+    "life_bytes",
+    "rekey_packets",
+    "life_packets",
 ];
 
 fn child(
@@ -972,6 +976,7 @@ fn child(
         rekey_time: Duration::from_secs(3600),
         replay_window: DEFAULT_REPLAY_WINDOW,
         per_cpu_sas: 0,
+        volume: VolumeLifetimes::default(),
     };
     let Some(t) = Tbl::new(cx, v, path, CHILD_KEYS) else {
         return (c, v.span());
@@ -1033,7 +1038,44 @@ fn child(
     c.rekey_time = seconds(cx, &t, "rekey_time", LIFETIME, 3600);
     c.replay_window = replay_window(cx, &t);
     c.per_cpu_sas = per_cpu_sas(cx, &t);
+    c.volume = volume_lifetimes(cx, &t);
     (c, name_span)
+}
+
+/// `rekey_bytes`/`life_bytes` and `rekey_packets`/`life_packets`: a life defaults to a tenth
+/// past its rekey value and must exceed it.
+fn volume_lifetimes(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> VolumeLifetimes {
+    let mut pair = |rekey_key: &str, life_key: &str| {
+        let count = |cx: &mut Cx<'_>, key: &str| {
+            t.get(key)
+                .and_then(|v| ranged(cx, v, &t.p(key), 0, i128::from(u64::MAX)))
+                .map(|n| n as u64)
+        };
+        let rekey = count(cx, rekey_key).unwrap_or(0);
+        let life = match count(cx, life_key) {
+            Some(life) => {
+                if rekey != 0 && life != 0 && life <= rekey {
+                    let span = t.get(life_key).map(|v| v.span()).unwrap_or(t.span.clone());
+                    cx.err(
+                        &span,
+                        &t.p(life_key),
+                        format!("{life} must exceed {rekey_key} ({rekey}): the rekey comes first"),
+                    );
+                }
+                life
+            }
+            None => rekey.saturating_add(rekey / 10),
+        };
+        (rekey, life)
+    };
+    let (rekey_bytes, life_bytes) = pair("rekey_bytes", "life_bytes");
+    let (rekey_packets, life_packets) = pair("rekey_packets", "life_packets");
+    VolumeLifetimes {
+        rekey_bytes,
+        life_bytes,
+        rekey_packets,
+        life_packets,
+    }
 }
 
 /// `per_cpu_sas`: 0 (off) up to the IKE core's bound.

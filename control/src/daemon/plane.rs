@@ -17,6 +17,7 @@ use xipsec_dataplane::table::{
     TableReader, TableWriter, ANY_WORKER,
 };
 
+use crate::config::VolumeLifetimes;
 use crate::ike::{ChildSaInstalled, EspPath, EspSuite, Mode};
 use crate::wire::TrafficSelector;
 
@@ -207,11 +208,14 @@ impl Plane {
         self.table.heartbeat(unix_millis());
     }
 
-    /// Installs both SAs of a Child SA and its policies. `replay_window` applies inbound.
+    /// Installs both SAs of a Child SA and its policies. `replay_window` applies inbound;
+    /// `volume` to each SA, which the workers count (their soft and hard expiry flags come
+    /// back through [`status`](Self::status)).
     pub fn install(
         &mut self,
         child: &ChildSaInstalled,
         replay_window: u32,
+        volume: VolumeLifetimes,
     ) -> Result<InstalledChild, PlaneError> {
         let policies_template = policies(&child.local_ts, &child.remote_ts)?;
         let record = |direction, spi, keymat: &[u8]| -> Result<SaRecord, PlaneError> {
@@ -229,7 +233,14 @@ impl Plane {
                 direction,
                 params,
                 keymat: Keymat::new(keymat).ok_or(PlaneError::Keymat)?,
-                lifetimes: Lifetimes::default(),
+                lifetimes: Lifetimes {
+                    soft_bytes: volume.rekey_bytes,
+                    hard_bytes: volume.life_bytes,
+                    soft_packets: volume.rekey_packets,
+                    hard_packets: volume.life_packets,
+                    // Time lifetimes are the daemon's timers.
+                    ..Lifetimes::default()
+                },
                 owner_worker,
                 installed_at: unix_millis() / 1000,
                 pair: None,

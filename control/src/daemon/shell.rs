@@ -257,6 +257,7 @@ async fn event_loop(
             _ = tokio::time::sleep_until(wake) => engine.timeout(Instant::now()),
             _ = heartbeat.tick() => {
                 engine.plane().heartbeat();
+                engine.data_plane_lifetimes(Instant::now());
                 let expired = engine.plane_mut().expire_orphans(Instant::now());
                 if expired > 0 {
                     info!(expired, "SAs of the previous control plane removed");

@@ -280,7 +280,8 @@ impl Engine {
         let child_conf = entry.conn.conn.children.get(sa.config);
         let replay_window = child_conf.map_or(1024, |c| c.replay_window);
         let rekey_time = child_conf.map_or(Duration::ZERO, |c| c.rekey_time);
-        match self.plane.install(&sa, replay_window) {
+        let volume = child_conf.map_or_else(Default::default, |c| c.volume);
+        match self.plane.install(&sa, replay_window, volume) {
             Ok(installed) => {
                 self.counters.child_installed += 1;
                 info!(conn = %name, id, spi_in = format_args!("{:08x}", sa.inbound_spi),

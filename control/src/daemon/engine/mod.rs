@@ -27,6 +27,7 @@ use crate::crypto::{Rng, SystemRng};
 use crate::ctl::protocol::Target;
 use crate::ike::{ChildSaInstalled, IkeSa, IkeSaEstablished, Path, Transmit};
 use crate::wire::{ExchangeType, Header};
+use xipsec_dataplane::table::layout::flags;
 
 /// What the engine counts, for `xipsecctl counters` and the logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -370,6 +371,58 @@ impl Engine {
             self.after(id, now);
         }
         Ok(started)
+    }
+
+    /// Acts on what the data plane's workers reported about each Child SA's SAs (RFC 4301
+    /// §4.4.2.1): a soft lifetime reached (`rekey_bytes`, `rekey_packets`) or an outbound
+    /// sequence space nearly used up (without ESN, 2^32 packets: minutes at 10 Mpps) starts a
+    /// rekey, as `rekey_time` would; a hard one reached (`life_bytes`, `life_packets`: the
+    /// worker has stopped using the SA) deletes the Child SA, as its hard lifetime would.
+    /// Called about once a second; returns how many rekeys and deletes it started.
+    pub fn data_plane_lifetimes(&mut self, now: Instant) -> usize {
+        let ids: Vec<u64> = self.sas.keys().copied().collect();
+        let mut started = 0;
+        for id in ids {
+            let Some(entry) = self.sas.get_mut(&id) else {
+                continue;
+            };
+            if !entry.sa.is_established() {
+                continue;
+            }
+            let mut touched = false;
+            for c in entry.children.iter_mut() {
+                let reported = [c.installed.outbound, c.installed.inbound]
+                    .into_iter()
+                    .filter_map(|slot| self.plane.status(slot))
+                    .fold(0, |all, status| all | status.flags);
+                let spi = c.sa.inbound_spi;
+                if reported & flags::HARD_EXPIRED != 0 {
+                    if entry.sa.delete_child(now, spi).is_ok() {
+                        warn!(conn = %entry.conn.conn.name, id, spi_in = format_args!("{spi:08x}"),
+                              "Child SA volume lifetime reached in the data plane");
+                        c.rekey_at = None;
+                        c.expire_at = None;
+                        touched = true;
+                        started += 1;
+                    }
+                } else if reported & (flags::SOFT_EXPIRED | flags::REKEY_SOON | flags::EXHAUSTED)
+                    != 0
+                    && !c.rekeying
+                    && entry.sa.rekey_child(now, spi).is_ok()
+                {
+                    info!(conn = %entry.conn.conn.name, id, spi_in = format_args!("{spi:08x}"),
+                          flags = reported, "Child SA rekey: the data plane asked for it");
+                    c.rekeying = true;
+                    c.rekey_at = None;
+                    touched = true;
+                    started += 1;
+                }
+            }
+            if touched {
+                self.after(id, now);
+            }
+        }
+        started
     }
 
     /// The IKE SAs `target` names: one by id, or every one of a connection.
