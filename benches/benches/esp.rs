@@ -171,9 +171,7 @@ fn decap(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(3));
+    config = xipsec_benches::criterion();
     targets = raw_aead, esp, decap
 }
 criterion_main!(benches);

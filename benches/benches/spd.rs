@@ -197,9 +197,7 @@ fn change(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(3));
+    config = xipsec_benches::criterion();
     targets = lookup, change
 }
 criterion_main!(benches);

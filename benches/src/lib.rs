@@ -118,3 +118,10 @@ impl Drop for BenchTable {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// The criterion settings of the micro-benchmarks: a second of warm-up, three of measurement.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}

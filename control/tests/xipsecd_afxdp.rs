@@ -923,17 +923,7 @@ fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
     let Some(_turn) = needs("afxdp_ike_rekey") else {
         return;
     };
-    let site = start_site(
-        &ike_config("a", 0),
-        Backend::Afxdp,
-        &ike_config("b", 0),
-        Backend::Afxdp,
-    );
-    // IKE on UDP 500 reached xipsecd's kernel socket through the XDP program.
-    site.a.xipsecd.wait_for("Child SA installed", 1, UP);
-    site.b.xipsecd.wait_for("Child SA installed", 1, UP);
-    udp_round_trip(&site.host_a, &site.host_b, b"through-ike-sas");
-
+    let site = start_ike_site(&ike_config("a", 0));
     let stop = Arc::new(AtomicBool::new(false));
     let flow = stream(&site.host_a, &site.host_b, 1000, stop.clone());
     for round in 1..=2 {
@@ -946,15 +936,39 @@ fn ike_between_afxdp_gateways_and_child_sa_rekeys_under_traffic_lose_nothing() {
         );
         site.a.xipsecd.wait_for("Child SA installed", 1 + round, UP);
     }
+    end_stream(&stop, flow, 1000, "two make-before-break Child SA rekeys");
+}
+
+/// Gateway A with `config_a`, gateway B with `ike_config("b", 0)`, both on AF_XDP; returns
+/// once their first Child SA carries UDP.
+fn start_ike_site(config_a: &str) -> Running {
+    let site = start_site(
+        config_a,
+        Backend::Afxdp,
+        &ike_config("b", 0),
+        Backend::Afxdp,
+    );
+    // IKE on UDP 500 reached xipsecd's kernel socket through the XDP program.
+    site.a.xipsecd.wait_for("Child SA installed", 1, UP);
+    site.b.xipsecd.wait_for("Child SA installed", 1, UP);
+    udp_round_trip(&site.host_a, &site.host_b, b"through-ike-sas");
+    site
+}
+
+/// Lets a [`stream`] run half a second more, stops it and checks that more than `min_sent`
+/// packets went and every one arrived across `what`.
+fn end_stream(
+    stop: &AtomicBool,
+    flow: std::thread::JoinHandle<(u64, u64)>,
+    min_sent: u64,
+    what: &str,
+) {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let (sent, received) = flow.join().unwrap();
-    eprintln!("sent {sent}, received {received} across two Child SA rekeys");
-    assert!(sent > 1000, "the stream ran ({sent} sent)");
-    assert_eq!(
-        received, sent,
-        "packets lost across make-before-break rekeys"
-    );
+    eprintln!("sent {sent}, received {received} across {what}");
+    assert!(sent > min_sent, "the stream ran ({sent} sent)");
+    assert_eq!(received, sent, "packets lost across {what}");
 }
 
 #[test]
@@ -966,30 +980,14 @@ fn a_packet_lifetime_counted_by_the_data_plane_rekeys_the_child_sa_under_traffic
     // 1000 packets a second its workers raise the soft flag within two seconds, long before
     // rekey_time (at least 120 s) could.
     let volume = "  rekey_packets = 1500\n  life_packets = 1000000";
-    let site = start_site(
-        &ike_config_with("a", 0, volume),
-        Backend::Afxdp,
-        &ike_config("b", 0),
-        Backend::Afxdp,
-    );
-    site.a.xipsecd.wait_for("Child SA installed", 1, UP);
-    site.b.xipsecd.wait_for("Child SA installed", 1, UP);
-    udp_round_trip(&site.host_a, &site.host_b, b"through-ike-sas");
+    let site = start_ike_site(&ike_config_with("a", 0, volume));
     let stop = Arc::new(AtomicBool::new(false));
     let flow = stream(&site.host_a, &site.host_b, 1000, stop.clone());
     site.a
         .xipsecd
         .wait_for("Child SA rekey: the data plane asked for it", 2, UP);
     site.a.xipsecd.wait_for("Child SA installed", 3, UP);
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (sent, received) = flow.join().unwrap();
-    eprintln!("sent {sent}, received {received} across volume rekeys");
-    assert!(sent > 3000, "the stream ran ({sent} sent)");
-    assert_eq!(
-        received, sent,
-        "packets lost across volume-triggered rekeys"
-    );
+    end_stream(&stop, flow, 3000, "volume-triggered rekeys");
 }
 
 #[test]
