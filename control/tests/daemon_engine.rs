@@ -6,7 +6,7 @@ use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
 use xipsec_control::config::{Config, Macros};
-use xipsec_control::daemon::{prepare, Defaults, Engine, Plane, RouteChange};
+use xipsec_control::daemon::{prepare, Defaults, Engine, Plane, RouteChange, REKEYED_GRACE};
 use xipsec_control::ike::{NatTraversal, Path};
 use xipsec_dataplane::esp::UdpEncap;
 use xipsec_dataplane::table::{Direction, Policy, TableReader, ANY_WORKER};
@@ -249,8 +249,9 @@ fn child_sas_are_rekeyed_on_time_make_before_break_and_the_old_ones_leave_the_ta
     let route = RouteChange::Add("10.2.0.0/24".parse().unwrap());
     assert_eq!(a.engine.poll_route_change(), Some(route));
     assert_eq!(a.engine.poll_route_change(), None);
-    // The child's rekey_time is 600 s (jittered down by at most a tenth); one side rekeys.
-    let until = now + Duration::from_secs(601);
+    // The child's rekey_time is 600 s (jittered down by at most a tenth); one side rekeys,
+    // and the old pair goes after its grace.
+    let until = now + Duration::from_secs(601) + REKEYED_GRACE;
     run_until(&mut a, &mut b, &mut now, until);
     let (sa, sb) = (seen(&a), seen(&b));
     assert_eq!(sa.outbound.len(), 1, "the old pair is gone");
@@ -337,6 +338,9 @@ fn what_the_workers_report_rekeys_or_deletes_the_child_sa() {
     // Still rekeying: asked once, not again each second.
     assert_eq!(a.engine.data_plane_lifetimes(now), 0);
     exchange(&mut a, &mut b, now);
+    let mut now = now;
+    let until = now + REKEYED_GRACE;
+    run_until(&mut a, &mut b, &mut now, until);
     let after = seen(&a);
     assert_eq!(after.outbound.len(), 1);
     assert_ne!(after.outbound[0].0, first, "rekeyed");
@@ -347,14 +351,53 @@ fn what_the_workers_report_rekeys_or_deletes_the_child_sa() {
     raise(&a, outbound_slot(&a), flags::REKEY_SOON);
     assert_eq!(a.engine.data_plane_lifetimes(now), 1);
     exchange(&mut a, &mut b, now);
+    let until = now + REKEYED_GRACE;
+    run_until(&mut a, &mut b, &mut now, until);
     assert_ne!(seen(&a).outbound[0].0, second);
 
-    // A hard expiry (the worker stopped using it): the Child SA is deleted on both sides.
+    // A hard expiry (the worker stopped using it): the Child SA is deleted on both sides,
+    // at once.
     raise(&a, outbound_slot(&a), flags::HARD_EXPIRED);
     assert_eq!(a.engine.data_plane_lifetimes(now), 1);
     exchange(&mut a, &mut b, now);
     assert_eq!(a.engine.plane().installed(), 0);
     assert_eq!(b.engine.plane().installed(), 0);
+}
+
+#[test]
+fn a_rekeyed_child_sa_stays_in_the_table_for_a_grace_period_behind_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    let (old_out, old_in) = (seen(&a).outbound[0].0, seen(&a).inbound[0].0);
+    a.engine.rekey(now, "site", true).unwrap();
+    exchange(&mut a, &mut b, now);
+    // Both sides keep the old pair, its policy behind the new one's: packets sent with it
+    // before the switch still decrypt and pass the inbound policy check.
+    for side in [&a, &b] {
+        let seen = seen(side);
+        assert_eq!(seen.outbound.len(), 2);
+        assert_eq!(seen.inbound.len(), 2);
+        let reader = TableReader::open(&side.table).unwrap();
+        let spi_of = |policy: &Policy| reader.read(policy.outbound).unwrap().record.params.spi;
+        assert_eq!(seen.policies.len(), 2);
+        assert_ne!(spi_of(&seen.policies[0]), spi_of(&seen.policies[1]));
+    }
+    let reader = TableReader::open(&a.table).unwrap();
+    let first = reader.read(seen(&a).policies[0].outbound).unwrap();
+    assert_ne!(first.record.params.spi, old_out, "the new SA comes first");
+    assert!(seen(&a).inbound.iter().any(|(spi, _, _)| *spi == old_in));
+    // After the grace, only the new pair.
+    let until = now + REKEYED_GRACE;
+    run_until(&mut a, &mut b, &mut now, until);
+    for side in [&a, &b] {
+        let seen = seen(side);
+        assert_eq!((seen.outbound.len(), seen.inbound.len()), (1, 1));
+        assert_ne!(seen.outbound[0].0, old_out);
+        assert_eq!(seen.policies.len(), 1);
+    }
 }
 
 #[test]

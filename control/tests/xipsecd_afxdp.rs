@@ -668,16 +668,35 @@ fn send_raw_ipv4(packet: &[u8], to: std::net::Ipv4Addr) {
 
 #[test]
 fn esp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
-    use xipsec_dataplane::esp::{CipherSuite, Endpoints, OutboundSa, PacketBuf, SaParams};
-    let Some(_turn) = needs("afxdp_outer_fragments") else {
+    outer_fragments_reach_the_host("afxdp_outer_fragments", false);
+}
+
+#[test]
+fn esp_in_udp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
+    outer_fragments_reach_the_host("afxdp_outer_fragments_natt", true);
+}
+
+/// Gateway B's kernel sends gateway A an ESP packet (in UDP with `natt`) cut into two
+/// fragments, as Linux does for an inner packet without DF too big for the path; host A gets
+/// the datagram inside.
+fn outer_fragments_reach_the_host(test: &str, natt: bool) {
+    use xipsec_dataplane::esp::{
+        CipherSuite, Endpoints, OutboundSa, PacketBuf, SaParams, UdpEncap,
+    };
+    let Some(_turn) = needs(test) else {
         return;
     };
-    let site = start_manual_afxdp();
+    let site = start_site(
+        &manual_config("a", Backend::Afxdp, natt),
+        Backend::Afxdp,
+        &manual_config("b", Backend::Afxdp, natt),
+        Backend::Afxdp,
+    );
     udp_round_trip(&site.host_a, &site.host_b, b"the tunnel is up");
     // Gateway B's SA towards A, as a kernel doing ESP would use it, far ahead of the sequence
     // numbers B's data plane has used so far.
     let wan_a: std::net::Ipv4Addr = WAN_A.parse().unwrap();
-    let params = SaParams::tunnel(
+    let mut params = SaParams::tunnel(
         0x1002,
         CipherSuite::Aes128Gcm16,
         Endpoints::V4 {
@@ -685,6 +704,12 @@ fn esp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
             remote: wan_a,
         },
     );
+    if natt {
+        params.udp_encap = Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 4500,
+        });
+    }
     let mut sa = OutboundSa::new(params, &key_bytes(KEY_BA)).unwrap();
     sa.advance_sequence_to(1_000_000);
     let receiver = site
@@ -700,7 +725,8 @@ fn esp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
     let arrived = loop {
         assert!(
             Instant::now() < deadline,
-            "the fragmented ESP packet was never delivered"
+            "the fragmented ESP packet was never delivered; gateway A's counters: {}",
+            site.a.xipsecd.ctl_json(&["counters"])
         );
         // Host B's datagram to host A, encrypted, cut in two on the outer header.
         let inner = udp_datagram(HOST_B, 7002, HOST_A, 7003, &payload);
@@ -719,11 +745,16 @@ fn esp_that_arrives_in_outer_fragments_is_reassembled_and_decrypted() {
         }
     };
     assert_eq!(arrived, payload);
-    let counters = site.a.xipsecd.ctl_json(&["counters"]);
+    // Through the kernel's reassembly; in UDP, through xipsecd's NAT-T socket too.
+    let mut counters = serde_json::Value::Null;
     let counted = wait_for(Duration::from_secs(3), || {
-        let counters = site.a.xipsecd.ctl_json(&["counters"]);
+        counters = site.a.xipsecd.ctl_json(&["counters"]);
         let counter = |name: &str| counters["counters"][name].as_u64().unwrap_or(0);
-        counter("reassembled.handed_off") >= 1 && counter("xdp.wan.fragment_pass") >= 2
+        let forwarded =
+            counter("ike.socket.esp_forwarded") >= 1 && counter("reassembled.forwarded") >= 1;
+        counter("reassembled.handed_off") >= 1
+            && counter("xdp.wan.fragment_pass") >= 2
+            && forwarded == natt
     });
     assert!(counted, "gateway A's counters: {counters}");
 }

@@ -176,6 +176,7 @@ fn run(args: &Args) -> Result<(), String> {
     // Without it only ESP that arrives in outer fragments is lost: not a reason to stop.
     let reassembled = Reassembled::start(
         &args.table,
+        &args.pid_file,
         Arc::clone(running.handoff()),
         count as usize,
         Arc::clone(&stop),

@@ -26,7 +26,9 @@ use std::path::PathBuf;
 
 pub use connection::{prepare, Defaults, Prepared, Unsupported};
 pub use engine::{ChildEntry, CommandError, Counters, Engine, IkeEntry};
-pub use plane::{InstalledChild, Plane, PlaneError, RouteChange, DEFAULT_CAPACITY, ORPHAN_GRACE};
+pub use plane::{
+    InstalledChild, Plane, PlaneError, RouteChange, DEFAULT_CAPACITY, ORPHAN_GRACE, REKEYED_GRACE,
+};
 pub use shell::run;
 pub use sockets::{classify_natt, NattPayload, NON_ESP_MARKER};
 

@@ -86,12 +86,21 @@ pub struct Plane {
     /// not (yet) claimed by a manual SA of ours; removed at `orphans_until`.
     orphans: Vec<SlotId>,
     orphans_until: Option<Instant>,
+    /// Child SAs replaced by a rekey, with when they go ([`REKEYED_GRACE`]), oldest first.
+    retired: VecDeque<(Instant, InstalledChild)>,
 }
 
 /// How long SAs of a previous control plane keep forwarding after a restart: long enough for
 /// the IKE SAs to be set up again and their Child SAs (newer, so first in the SPD) to take
 /// the traffic over.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a Child SA replaced by a rekey stays in the table (strongSwan's
+/// `delete_rekeyed_delay`): packets the peer sent with it before it switched may still be on
+/// their way, or queued in a worker, when the Delete arrives. The new SA's policies come
+/// first, so nothing is sent with the old one meanwhile; its inbound SA still decrypts, and
+/// its policies still admit what it decrypts (RFC 4301 §5.2).
+pub const REKEYED_GRACE: Duration = Duration::from_secs(5);
 
 impl Plane {
     /// Creates the table at `path` with room for `capacity` SAs.
@@ -108,6 +117,7 @@ impl Plane {
             route_changes: VecDeque::new(),
             orphans: Vec::new(),
             orphans_until: None,
+            retired: VecDeque::new(),
         }
     }
 
@@ -393,6 +403,29 @@ impl Plane {
                 }
             }
         }
+    }
+
+    /// Keeps a Child SA that a rekey replaced for [`REKEYED_GRACE`], then removes it
+    /// ([`expire_retired`](Self::expire_retired)).
+    pub fn retire(&mut self, child: InstalledChild, now: Instant) {
+        self.retired.push_back((now + REKEYED_GRACE, child));
+    }
+
+    /// When the next retired Child SA is due to go.
+    pub fn next_retirement(&self) -> Option<Instant> {
+        self.retired.front().map(|(at, _)| *at)
+    }
+
+    /// Removes the retired Child SAs whose grace is over; returns how many went.
+    pub fn expire_retired(&mut self, now: Instant) -> usize {
+        let mut removed = 0;
+        while self.retired.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, child)) = self.retired.pop_front() {
+                self.remove(&child);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// The next route to add or remove.

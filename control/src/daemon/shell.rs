@@ -21,6 +21,7 @@ use super::{listen_addresses, DaemonError, Options};
 use crate::config::{Backend, Config};
 use crate::ctl;
 use crate::ctl::protocol::{Request, Response};
+use xipsec_dataplane::process::forwarded_esp::esp_socket_path;
 use xipsec_dataplane::process::stats_path;
 
 /// `xipsecctl` requests waiting for the loop.
@@ -151,10 +152,22 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         (None, None) => "none",
     };
     let engine = Engine::new(prepared, plane, listen.clone());
+    // Where manual SAs receive ESP in UDP. With the AF_XDP data plane no socket holds these
+    // ports, yet a datagram the kernel reassembled from fragments arrives on one: xipsecd
+    // takes it there and sends it on to the data plane.
+    let mut manual_natt: Vec<(IpAddr, u16)> = config
+        .manual_sas
+        .iter()
+        .filter_map(|sa| Some((sa.local, sa.encap?.sport)))
+        .filter(|&(ip, port)| !(listen.contains(&ip) && port == opts.natt_port))
+        .collect();
+    manual_natt.sort_unstable();
+    manual_natt.dedup();
     let result = runtime.block_on(event_loop(
         opts,
         engine,
         listen,
+        manual_natt,
         backend_addr,
         backend_name,
         dataplane.as_mut(),
@@ -185,6 +198,7 @@ async fn event_loop(
     opts: Options,
     mut engine: Engine,
     listen: Vec<IpAddr>,
+    manual_natt: Vec<(IpAddr, u16)>,
     backend_addr: Option<IpAddr>,
     backend_name: &'static str,
     mut dataplane: Option<&mut Supervised>,
@@ -210,8 +224,20 @@ async fn event_loop(
         .bind_more(&natt_elsewhere, opts.natt_port)
         .await
         .map_err(|e| DaemonError::Local(e.to_string()))?;
+    if dataplane.is_some() {
+        for (ip, port) in manual_natt {
+            if let Err(e) = sockets.bind_more(&[ip], port).await {
+                warn!("ESP in UDP reassembled from fragments will be dropped: {e}");
+            }
+        }
+    }
     let counters = Arc::new(SocketCounters::default());
-    sockets.spawn_receivers(tx, counters.clone());
+    // ESP in UDP that reaches the NAT-T socket (reassembled from fragments by the kernel)
+    // belongs to the AF_XDP data plane.
+    let esp_forward = dataplane
+        .is_some()
+        .then(|| esp_socket_path(&opts.dataplane_pid_path()));
+    sockets.spawn_receivers(tx, counters.clone(), esp_forward);
     let control = ctl::server::bind(&opts.socket).map_err(|e| {
         DaemonError::Local(format!("control socket {}: {e}", opts.socket.display()))
     })?;

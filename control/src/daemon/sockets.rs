@@ -1,14 +1,20 @@
 //! The IKE sockets: UDP 500 and the NAT-T port on every listen address. On the NAT-T port an
 //! IKE message follows four zero octets (the non-ESP marker, RFC 3948 §2.2); a single 0xff is
-//! a NAT keepalive; anything else is ESP, which belongs to the data plane.
+//! a NAT keepalive; anything else is ESP, which belongs to the data plane: sent on to the
+//! AF_XDP data plane's Unix socket when there is one
+//! ([`forwarded_esp`](xipsec_dataplane::process::forwarded_esp)), dropped otherwise.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
+use xipsec_dataplane::process::forwarded_esp;
 
 use crate::ike::{Path, Transmit};
 
@@ -25,6 +31,34 @@ pub struct Received {
     pub path: Path,
     /// The IKE message, marker removed.
     pub message: Vec<u8>,
+}
+
+/// Sends ESP datagrams on to the data plane's Unix socket, without waiting: one it cannot
+/// take (not running, its queue full) is dropped.
+#[derive(Debug)]
+struct EspForwarder {
+    socket: UnixDatagram,
+    path: PathBuf,
+    message: std::sync::Mutex<Vec<u8>>,
+}
+
+impl EspForwarder {
+    fn new(path: PathBuf) -> io::Result<Self> {
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket,
+            path,
+            message: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether the datagram from `source` to `destination` went.
+    fn forward(&self, source: SocketAddr, destination: SocketAddr, datagram: &[u8]) -> bool {
+        let mut message = self.message.lock().unwrap_or_else(|e| e.into_inner());
+        forwarded_esp::encode(source, destination, datagram, &mut message).is_some()
+            && self.socket.send_to(&message, &self.path).is_ok()
+    }
 }
 
 /// What arrived on the NAT-T port.
@@ -68,6 +102,8 @@ pub struct IkeSockets {
 #[derive(Debug, Default)]
 pub struct SocketCounters {
     pub esp_on_ike_socket: std::sync::atomic::AtomicU64,
+    /// Of those, sent on to the data plane.
+    pub esp_forwarded: std::sync::atomic::AtomicU64,
     pub runts: std::sync::atomic::AtomicU64,
     pub keepalives: std::sync::atomic::AtomicU64,
     pub send_errors: std::sync::atomic::AtomicU64,
@@ -79,6 +115,7 @@ impl SocketCounters {
         use std::sync::atomic::Ordering::Relaxed;
         vec![
             ("esp_on_ike_socket", self.esp_on_ike_socket.load(Relaxed)),
+            ("esp_forwarded", self.esp_forwarded.load(Relaxed)),
             ("runts", self.runts.load(Relaxed)),
             ("keepalives", self.keepalives.load(Relaxed)),
             ("send_errors", self.send_errors.load(Relaxed)),
@@ -123,9 +160,23 @@ impl IkeSockets {
         Ok(())
     }
 
-    /// Starts a receiving task per socket, feeding `tx`.
-    pub fn spawn_receivers(&self, tx: mpsc::Sender<Received>, counters: Arc<SocketCounters>) {
+    /// Starts a receiving task per socket, feeding `tx`; ESP on the NAT-T port goes to the
+    /// Unix socket at `esp_forward`, if given.
+    pub fn spawn_receivers(
+        &self,
+        tx: mpsc::Sender<Received>,
+        counters: Arc<SocketCounters>,
+        esp_forward: Option<PathBuf>,
+    ) {
+        let forwarder = esp_forward.and_then(|path| match EspForwarder::new(path) {
+            Ok(forwarder) => Some(Arc::new(forwarder)),
+            Err(e) => {
+                warn!("ESP on the NAT-T port will be dropped: {e}");
+                None
+            }
+        });
         for b in &self.bound {
+            let forwarder = forwarder.clone();
             let socket = b.socket.clone();
             let local = b.local;
             let natt = b.natt;
@@ -156,6 +207,14 @@ impl IkeSockets {
                                 counters
                                     .esp_on_ike_socket
                                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if forwarder
+                                    .as_ref()
+                                    .is_some_and(|f| f.forward(remote, local, datagram))
+                                {
+                                    counters
+                                        .esp_forwarded
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
                                 continue;
                             }
                             NattPayload::Runt => {

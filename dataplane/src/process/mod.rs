@@ -1,6 +1,7 @@
 //! The data plane as a process of its own, apart from the control plane, so that either can
 //! restart while the other runs (DESIGN.md, room 2): how the two find each other.
 
+pub mod forwarded_esp;
 mod pid_lock;
 mod signal;
 

@@ -169,7 +169,11 @@ impl Engine {
                     .position(|c| c.sa.inbound_spi == d.inbound_spi)
                 {
                     let child = entry.children.remove(pos);
-                    self.plane.remove(&child.installed);
+                    if d.reason == DeleteReason::Rekeyed {
+                        self.plane.retire(child.installed, now);
+                    } else {
+                        self.plane.remove(&child.installed);
+                    }
                     info!(conn = %name, id, spi_in = format_args!("{:08x}", d.inbound_spi),
                           spi_out = format_args!("{:08x}", d.outbound_spi), reason = ?d.reason,
                           "Child SA deleted");

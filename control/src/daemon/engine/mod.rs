@@ -198,7 +198,11 @@ impl Engine {
 
     /// When [`Engine::timeout`] is due next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        let timer = self.timers.first().map(|(t, _)| *t);
+        match (timer, self.plane.next_retirement()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Replaces the connections (SIGHUP): IKE SAs of connections that are gone or changed are
@@ -590,6 +594,7 @@ impl Engine {
 
     /// Lets every timer that is due fire.
     pub fn timeout(&mut self, now: Instant) {
+        self.plane.expire_retired(now);
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;

@@ -77,7 +77,7 @@ mod worker;
 
 pub use gateway::{ControlDatagram, ControlKind, GatewayConfig, GatewayCounters, PortableGateway};
 pub use ike_sender::IkeSender;
-pub use outer::RX_HEADROOM;
+pub use outer::{synthesize, RX_HEADROOM};
 pub use route::{interface_index, Route, RouteSocket, RT_TABLE_MAIN};
 pub use socket::{EspSocket, EspTransport, RecvMeta};
 pub use sys::IoStats;

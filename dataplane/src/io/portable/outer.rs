@@ -22,7 +22,7 @@ const SYNTHETIC_TTL: u8 = 64;
 /// Returns where the packet now starts in the frame; `None` when the headers do not fit in
 /// front of the payload, the lengths overflow their fields, or the two addresses are of
 /// different families.
-pub(crate) fn synthesize(
+pub fn synthesize(
     frame: &mut [u8],
     payload_at: usize,
     payload_len: usize,
