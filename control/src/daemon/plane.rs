@@ -20,6 +20,7 @@ use xipsec_dataplane::table::{
 use crate::config::VolumeLifetimes;
 use crate::ike::{ChildSaInstalled, EspPath, EspSuite, Mode};
 use crate::wire::TrafficSelector;
+use xipsec_dataplane::worker::SHARED_FROM;
 
 /// SAs the table holds unless configured otherwise: 32k Child SAs (about 11 MiB of sparse
 /// shared memory; DESIGN.md sizes a slot).
@@ -88,6 +89,10 @@ pub struct Plane {
     orphans_until: Option<Instant>,
     /// Child SAs replaced by a rekey, with when they go ([`REKEYED_GRACE`]), oldest first.
     retired: VecDeque<(Instant, InstalledChild)>,
+    /// Installs mark the SPD instead of writing it ([`defer_spd_writes`](Self::defer_spd_writes)).
+    defer_spd: bool,
+    /// Policies changed since the SPD was last written.
+    spd_dirty: bool,
 }
 
 /// How long SAs of a previous control plane keep forwarding after a restart: long enough for
@@ -118,6 +123,8 @@ impl Plane {
             orphans: Vec::new(),
             orphans_until: None,
             retired: VecDeque::new(),
+            defer_spd: false,
+            spd_dirty: false,
         }
     }
 
@@ -285,7 +292,7 @@ impl Plane {
             })
             .collect();
         self.policies.push((out_slot, policies.clone()));
-        if let Err(e) = self.write_spd() {
+        if let Err(e) = self.policies_added() {
             self.policies.pop();
             let _ = self.table.delete(out_slot);
             let _ = self.table.delete(in_slot);
@@ -372,7 +379,7 @@ impl Plane {
                 })
                 .collect();
             self.policies.push((slot, policies));
-            if let Err(e) = self.write_spd() {
+            if let Err(e) = self.policies_added() {
                 self.policies.pop();
                 let _ = self.table.delete(slot);
                 return Err(PlaneError::Table(e));
@@ -448,6 +455,43 @@ impl Plane {
         self.table.status(slot).ok()
     }
 
+    /// From now on, installs into an SPD of [`SHARED_FROM`] policies or more only mark it
+    /// for writing; [`flush_spd`](Self::flush_spd) writes it. The daemon flushes before it
+    /// sends anything, and a burst of installs (100k tunnels coming up) costs one rewrite of
+    /// the SPD (milliseconds at that size) per burst instead of one per Child SA. A smaller
+    /// SPD is still written at once: cheap, and a Child SA we initiated has its policies in
+    /// the table before the peer's first packet on it can arrive. (At the larger sizes the
+    /// workers take the index from the data plane's indexer, some milliseconds behind the
+    /// table anyway.) Removals write at once: they must precede the slots' deletion.
+    pub fn defer_spd_writes(&mut self) {
+        self.defer_spd = true;
+    }
+
+    /// Writes the SPD if installs changed it since it was last written.
+    pub fn flush_spd(&mut self) -> Result<(), TableError> {
+        if self.spd_dirty {
+            self.write_spd()?;
+        }
+        Ok(())
+    }
+
+    /// After an install added policies: the SPD written now, or marked for the next flush
+    /// (checked against the SPD's capacity now, so that the install fails as it would).
+    fn policies_added(&mut self) -> Result<(), TableError> {
+        if !self.defer_spd {
+            return self.write_spd();
+        }
+        let count: usize = self.policies.iter().map(|(_, p)| p.len()).sum();
+        if count < SHARED_FROM {
+            return self.write_spd();
+        }
+        if count > self.table.capacity() as usize {
+            return Err(TableError::TooManyPolicies(count));
+        }
+        self.spd_dirty = true;
+        Ok(())
+    }
+
     fn write_spd(&mut self) -> Result<(), TableError> {
         let all: Vec<Policy> = self
             .policies
@@ -455,7 +499,9 @@ impl Plane {
             .rev()
             .flat_map(|(_, p)| p.iter().cloned())
             .collect();
-        self.table.set_policies(&all)
+        self.table.set_policies(&all)?;
+        self.spd_dirty = false;
+        Ok(())
     }
 }
 

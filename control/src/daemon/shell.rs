@@ -33,6 +33,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Datagrams waiting for the engine; beyond this, receivers wait (the kernel's socket buffer
 /// then drops, as under any overload).
 const RX_QUEUE: usize = 4096;
+/// Datagrams handled after the one that woke the loop, before the next SPD write and sends.
+const DATAGRAM_BURST: usize = 64;
 
 /// Loads the configuration and the connections this build can run.
 fn load(opts: &Options) -> Result<(Config, Vec<Prepared>), DaemonError> {
@@ -111,6 +113,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         info!(name = %sa.name, spi = format_args!("{:08x}", sa.spi), direction = ?sa.direction,
               "manual SA installed");
     }
+    plane.defer_spd_writes();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -279,7 +282,17 @@ async fn event_loop(
             None => wake,
         };
         tokio::select! {
-            Some(r) = rx.recv() => engine.datagram(Instant::now(), r.path, &r.message),
+            Some(r) = rx.recv() => {
+                // What else is waiting, too, up to a bound: under a burst of handshakes their
+                // Child SAs reach the table in one SPD write.
+                engine.datagram(Instant::now(), r.path, &r.message);
+                for _ in 0..DATAGRAM_BURST {
+                    let Ok(r) = rx.try_recv() else {
+                        break;
+                    };
+                    engine.datagram(Instant::now(), r.path, &r.message);
+                }
+            }
             _ = tokio::time::sleep_until(wake) => engine.timeout(Instant::now()),
             _ = heartbeat.tick() => {
                 engine.plane().heartbeat();
@@ -399,6 +412,10 @@ fn flush(
     backend: Option<&PortableBackend>,
     counters: &SocketCounters,
 ) {
+    // Before anything goes out: a peer that hears of a Child SA may use it at once.
+    if let Err(e) = engine.plane_mut().flush_spd() {
+        error!("the SPD cannot be written: {e}");
+    }
     while let Some(path) = engine.poll_keepalive() {
         let sent = match backend.filter(|b| b.natt_addr() == path.local) {
             Some(b) => b.send_keepalive(path.remote).is_ok(),
