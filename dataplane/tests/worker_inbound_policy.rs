@@ -19,7 +19,7 @@ use xipsec_dataplane::table::{
     AddressRange, Direction, Keymat, Lifetimes, Policy, SaRecord, SlotId, TableReader, TableWriter,
     ANY_PORT,
 };
-use xipsec_dataplane::worker::{SaSource, StaticSas, TableSas};
+use xipsec_dataplane::worker::{SaSource, SpdIndexer, StaticSas, TableSas, SHARED_FROM};
 
 struct TempTable(PathBuf);
 
@@ -370,5 +370,60 @@ fn sas_without_a_pair_are_not_checked() {
     assert_eq!(
         receive(&mut fixed, &mut decapsulator, &mut peer, &anywhere),
         Verdict::Forward
+    );
+}
+
+#[test]
+fn a_child_sa_newer_than_the_indexers_index_is_checked_against_its_own_policies() {
+    let file = TempTable::new("indexer-behind");
+    let sites = SHARED_FROM as u32;
+    let mut writer = TableWriter::create(&file.0, 2 * sites + 8).unwrap();
+    // A hub's worth of other Child SAs, so that workers take the indexer's index.
+    let mut policies: Vec<Policy> = (0..sites)
+        .map(|i| {
+            let params = SaParams::tunnel(0x10_0000 + i, CipherSuite::Aes128Gcm16, V4_ENDPOINTS);
+            let slot = writer
+                .install(&record(Direction::Outbound, params, None))
+                .unwrap();
+            let site = Ipv4Addr::from(0x1000_0000 + (i << 8));
+            policy("10.2.0.0/24", &format!("{site}/24"), slot)
+        })
+        .collect();
+    writer.set_policies(&policies).unwrap();
+    let reader = TableReader::open(&file.0).unwrap();
+    let indexer = SpdIndexer::start(&file.0).unwrap();
+    let shared = indexer.shared();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while shared.version() != Some(reader.spd_version()) {
+        assert!(std::time::Instant::now() < deadline, "never indexed");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut sas = TableSas::new(&reader).with_shared_spd(shared);
+    // The indexer stops: the index stays behind the table from here on.
+    drop(indexer);
+    let (out, _, mut peer) = install_child(&mut writer, 0x31, 0x41, Mode::Tunnel, true);
+    policies.insert(0, policy("10.2.0.0/24", "10.1.0.0/24", out));
+    writer.set_policies(&policies).unwrap();
+    sas.begin_batch();
+    let mut decapsulator = Decapsulator::default();
+    // Inside its selectors: in, though the index does not know the Child SA yet.
+    assert_eq!(
+        receive(
+            &mut sas,
+            &mut decapsulator,
+            &mut peer,
+            &peer_packet(INSIDE, OUR_HOST, PORTS)
+        ),
+        Verdict::Forward
+    );
+    // Outside them: refused all the same.
+    assert_eq!(
+        receive(
+            &mut sas,
+            &mut decapsulator,
+            &mut peer,
+            &peer_packet([16, 0, 0, 9], OUR_HOST, PORTS)
+        ),
+        MISMATCH
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::error::TableError;
-use super::layout::{header, POLICY_WORDS};
+use super::layout::{header, POLICY_LEN, POLICY_WORDS, SPD_HEADER_LEN};
 use super::record::SaRecord;
 use super::region::Region;
 use super::seqlock;
@@ -104,6 +104,41 @@ impl TableReader {
     pub fn policy_count(&self) -> u64 {
         let spd_at = self.region.spd_at();
         self.region.u64_at(spd_at + 8).load(Ordering::Relaxed)
+    }
+
+    /// The policies into outbound SA `slot`, copied into `out` (cleared first), and the SPD
+    /// version they belong to: what the inbound check of that SA's Child SA needs, without
+    /// copying the whole SPD (one word looked at per policy).
+    pub fn policies_into(&self, slot: SlotId, out: &mut Vec<Policy>) -> Result<u64, ReadError> {
+        let spd_at = self.region.spd_at();
+        let first_at = spd_at + SPD_HEADER_LEN;
+        let (version, complete) = seqlock::read_with(&self.region, spd_at, || {
+            out.clear();
+            let count = self.policy_count().min(u64::from(self.capacity())) as usize;
+            let mut words = [0u64; POLICY_WORDS];
+            for i in 0..count {
+                let at = first_at + i * POLICY_LEN;
+                // Word 8 holds the outbound slot in its upper half.
+                let slot_word = self.region.u64_at(at + 64).load(Ordering::Relaxed);
+                if (slot_word >> 32) as u32 != slot.0 {
+                    continue;
+                }
+                for (w, word) in words.iter_mut().enumerate() {
+                    *word = self.region.u64_at(at + w * 8).load(Ordering::Relaxed);
+                }
+                match Policy::decode(&words) {
+                    Some(policy) => out.push(policy),
+                    None => return false,
+                }
+            }
+            true
+        })
+        .map_err(|seqlock::Busy| ReadError::Busy)?;
+        if complete {
+            Ok(version)
+        } else {
+            Err(ReadError::Corrupt)
+        }
     }
 
     /// Copies the SPD into `out` (which is cleared first) and returns the version it belongs

@@ -42,6 +42,31 @@ pub(crate) fn version(region: &Region, seq_at: usize) -> u64 {
     region.u64_at(seq_at).load(Ordering::Acquire)
 }
 
+/// Runs `read`, which loads words under the sequence word at `seq_at` (relaxed atomic loads
+/// only), and keeps its result only if the writer did not write meanwhile; returns it with the
+/// version it belongs to.
+pub(crate) fn read_with<R>(
+    region: &Region,
+    seq_at: usize,
+    mut read: impl FnMut() -> R,
+) -> Result<(u64, R), Busy> {
+    let seq = region.u64_at(seq_at);
+    for _ in 0..READ_ATTEMPTS {
+        let before = seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let result = read();
+        // Orders the word loads before the second sequence load.
+        fence(Ordering::Acquire);
+        if seq.load(RELAXED) == before {
+            return Ok((before, result));
+        }
+    }
+    Err(Busy)
+}
+
 /// Reads `out.len()` words at `words_at` consistently; returns the version they belong to.
 pub(crate) fn read(
     region: &Region,

@@ -363,6 +363,14 @@ fn policies_round_trip_and_match_by_priority() {
     let version = reader.read_policies(&mut copy).unwrap();
     assert_eq!(copy, policies);
     assert_eq!(reader.spd_version(), version);
+    // One SA's policies alone, in order, at the same version.
+    let mut into = Vec::new();
+    assert_eq!(reader.policies_into(wide, &mut into), Ok(version));
+    assert_eq!(into, [policies[1], policies[2]]);
+    assert_eq!(reader.policies_into(narrow, &mut into), Ok(version));
+    assert_eq!(into, [policies[0]]);
+    assert_eq!(reader.policies_into(SlotId(999), &mut into), Ok(version));
+    assert!(into.is_empty());
 
     let flow = |src: &str, dst: &str, protocol, ports| Flow {
         source: src.parse::<IpAddr>().unwrap(),

@@ -18,9 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::esp::{
     Decapsulator, DropReason, InboundSa, InboundSaLookup, OutboundSa, PacketBuf, Verdict,
 };
-use crate::table::{SlotId, TableReader, ANY_WORKER};
+use crate::table::{Flow, Policy, SlotId, TableReader, ANY_WORKER};
 
-use super::{flow_of, SaCache, SharedSpd, SpdMirror};
+use super::{flow_of, reversed, SaCache, SharedSpd, SpdMirror};
 
 /// The SAs a worker encapsulates and decapsulates with.
 pub trait SaSource {
@@ -155,6 +155,10 @@ pub struct TableSas<'t> {
     /// The slot and `owner_worker` the last [`outbound_slot`](SaSource::outbound_slot)
     /// found: the owner check right after it needs no table access.
     last_outbound: Option<(SlotId, u16)>,
+    /// One outbound SA's policies read straight from the table, with the SPD version they
+    /// are of: for a Child SA newer than the index an [`SpdIndexer`](super::SpdIndexer) is
+    /// still building.
+    pair_policies: (Option<(u64, SlotId)>, Vec<Policy>),
 }
 
 impl<'t> TableSas<'t> {
@@ -172,6 +176,7 @@ impl<'t> TableSas<'t> {
             cache: SaCache::for_worker(table, worker, workers),
             spd: SpdMirror::for_worker(worker, workers),
             last_outbound: None,
+            pair_policies: (None, Vec::new()),
         };
         sas.refresh_spd();
         sas
@@ -189,6 +194,25 @@ impl<'t> TableSas<'t> {
         let cache = &mut self.cache;
         self.spd
             .refresh_with(self.table, |slot| cache.owner_worker(slot))
+    }
+}
+
+impl TableSas<'_> {
+    /// Whether the policies into outbound SA `pair`, as the table has them now, admit a
+    /// decrypted packet with selector fields `flow`.
+    fn pair_allows(&mut self, pair: SlotId, flow: &Flow) -> bool {
+        let (key, policies) = &mut self.pair_policies;
+        if *key != Some((self.table.spd_version(), pair)) {
+            match self.table.policies_into(pair, policies) {
+                Ok(version) => *key = Some((version, pair)),
+                Err(_) => {
+                    *key = None;
+                    return false;
+                }
+            }
+        }
+        let reverse = reversed(flow);
+        policies.iter().any(|policy| policy.matches(&reverse))
     }
 }
 
@@ -248,9 +272,18 @@ impl<'t> SaSource for TableSas<'t> {
         }
         // A Child SA installed during this batch: its policies may be newer than the copy.
         // On this (refusing) path only, so a stream of refused packets costs one load each.
-        !self.spd.is_current(self.table)
-            && self.refresh_spd()
-            && self.spd.allows_inbound(pair, &flow)
+        if self.spd.is_current(self.table) {
+            return false;
+        }
+        if self.refresh_spd() && self.spd.allows_inbound(pair, &flow) {
+            return true;
+        }
+        if self.spd.is_current(self.table) {
+            return false;
+        }
+        // Still behind: an indexer that has not yet indexed the SPD with this Child SA in it.
+        // Its own policies, straight from the table (one scan per SPD version and SA).
+        self.pair_allows(pair, &flow)
     }
 
     fn begin_batch(&mut self) {

@@ -58,3 +58,16 @@ pub fn flow_of(packet: &[u8]) -> Option<Flow> {
         ports,
     })
 }
+
+/// The flow a policy of ours names for a packet coming the other way: a decrypted inbound
+/// packet's source is our remote, its destination our local (RFC 4301 §5.2).
+pub fn reversed(flow: &Flow) -> Flow {
+    Flow {
+        source: flow.destination,
+        destination: flow.source,
+        protocol: flow.protocol,
+        ports: flow
+            .ports
+            .map(|(source, destination)| (destination, source)),
+    }
+}

@@ -31,7 +31,7 @@ use foldhash::fast::RandomState;
 use crate::table::{AddressRange, Flow, Policy, SlotId, TableReader, ANY_WORKER};
 
 use super::owner_of;
-pub use flow::flow_of;
+pub use flow::{flow_of, reversed};
 pub use indexed::IndexedSpd;
 pub use shared::{SharedSpd, SpdIndexer, SHARED_FROM};
 
@@ -231,14 +231,7 @@ impl SpdMirror {
     /// older one has the same selectors and still receives, though the newer one's policies
     /// come first.
     pub fn allows_inbound(&self, outbound: SlotId, flow: &Flow) -> bool {
-        let reverse = Flow {
-            source: flow.destination,
-            destination: flow.source,
-            protocol: flow.protocol,
-            ports: flow
-                .ports
-                .map(|(source, destination)| (destination, source)),
-        };
+        let reverse = reversed(flow);
         self.spd.as_deref().is_some_and(|spd| {
             spd.index
                 .any_into(&spd.policies, outbound, |policy| policy.matches(&reverse))
