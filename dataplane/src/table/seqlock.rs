@@ -74,21 +74,10 @@ pub(crate) fn read(
     words_at: usize,
     out: &mut [u64],
 ) -> Result<u64, Busy> {
-    let seq = region.u64_at(seq_at);
-    for _ in 0..READ_ATTEMPTS {
-        let before = seq.load(Ordering::Acquire);
-        if before & 1 == 1 {
-            std::hint::spin_loop();
-            continue;
-        }
+    read_with(region, seq_at, || {
         for (i, word) in out.iter_mut().enumerate() {
             *word = region.u64_at(words_at + i * 8).load(RELAXED);
         }
-        // Orders the word loads before the second sequence load.
-        fence(Ordering::Acquire);
-        if seq.load(RELAXED) == before {
-            return Ok(before);
-        }
-    }
-    Err(Busy)
+    })
+    .map(|(version, ())| version)
 }
