@@ -291,6 +291,11 @@ pub struct Outcome {
     pub softirq_cpu_s: f64,
 }
 
+/// After the generator stops: the drain ends once nothing arrived for this long…
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// …or after this long in any case.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+
 const SINK_PENDING: u8 = 0;
 const SINK_READY: u8 = 1;
 const SINK_FAILED: u8 = 2;
@@ -386,13 +391,16 @@ pub fn run_once(
                 return Err(e);
             }
         };
-        // Packets in flight: wait until the count stops moving (at most a second).
+        // Packets in flight: wait until none has arrived for a while. A device that queues
+        // deeply under overload (strongSwan's kernel-libipsec at `max`: seconds) delivers
+        // long after the generator stopped, and may not have delivered the first yet.
         let drain_start = Instant::now();
         loop {
             let before = live.received.load(Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(DRAIN_QUIET);
             let after = live.received.load(Ordering::Relaxed);
-            if after == before || drain_start.elapsed() > Duration::from_secs(1) {
+            let quiet = after == before && after > 0;
+            if quiet || drain_start.elapsed() > DRAIN_MAX {
                 break;
             }
         }
