@@ -1093,12 +1093,45 @@ fn per_cpu_sas_bring_a_fallback_and_per_resource_child_sas_into_both_tables() {
     check(&a, &b);
     assert_eq!(a.engine.counters().child_installed, 3);
     assert_eq!(b.engine.counters().child_installed, 3);
-    // Past the children's rekey time: every pair was replaced, each keeping its resource.
+    // Past the children's rekey time and the old pairs' grace: every pair was replaced, each
+    // keeping its resource.
     let first: Vec<u32> = seen(&a).outbound.iter().map(|x| x.0).collect();
-    let until = now + Duration::from_secs(601);
+    let until = now + Duration::from_secs(601) + REKEYED_GRACE;
     run_until(&mut a, &mut b, &mut now, until);
     check(&a, &b);
     assert!(seen(&a).outbound.iter().all(|x| !first.contains(&x.0)));
+}
+
+#[test]
+fn a_per_resource_child_sa_the_peer_deleted_is_asked_for_again() {
+    use xipsec_dataplane::table::layout::flags;
+    let dir = tempfile::tempdir().unwrap();
+    let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
+    let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 2);
+    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
+    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
+    let mut now = Instant::now();
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(resources(&a), [None, Some(0), Some(1)]);
+    // B's data plane stops resource 0's SA (its hard lifetime): B deletes that Child SA.
+    let reader = TableReader::open(&b.table).unwrap();
+    let slot = spd_of(&reader)
+        .into_iter()
+        .map(|p| p.outbound)
+        .find(|&slot| reader.read(slot).unwrap().record.owner_worker == 0)
+        .unwrap();
+    raise(&b, slot, flags::HARD_EXPIRED);
+    assert_eq!(b.engine.data_plane_lifetimes(now), 1);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(resources(&a), [None, Some(1)]);
+    assert_eq!(resources(&b), [None, Some(1)]);
+    // A, which asked for the resources, asks for the missing one again after a pause.
+    let until = now + Duration::from_secs(30);
+    run_until(&mut a, &mut b, &mut now, until);
+    assert_eq!(resources(&a), [None, Some(0), Some(1)]);
+    assert_eq!(resources(&b), [None, Some(0), Some(1)]);
+    assert_mirrored(&seen(&a), &seen(&b));
 }
 
 #[test]

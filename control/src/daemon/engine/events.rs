@@ -173,6 +173,13 @@ impl Engine {
                         self.plane.retire(child.installed, now);
                     } else {
                         self.plane.remove(&child.installed);
+                        // RFC 9611: a resource without its own Child SA sends through the
+                        // fallback, handed over between workers; ask for it again after a
+                        // pause (the IKE SA asks only for resources that are missing, and only
+                        // if we are the side that asks for them).
+                        if child.sa.resource.is_some() {
+                            entry.resources_at = Some(now + retry_pause());
+                        }
                     }
                     info!(conn = %name, id, spi_in = format_args!("{:08x}", d.inbound_spi),
                           spi_out = format_args!("{:08x}", d.outbound_spi), reason = ?d.reason,
