@@ -13,10 +13,17 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// Loads a classifier for `name` and attaches it.
-    pub fn attach(name: &str, natt_port: u16, mode: AttachMode) -> Result<Interface, String> {
+    /// Loads a classifier for `name`, with room for `max_policies` destination prefixes per
+    /// family, and attaches it.
+    pub fn attach(
+        name: &str,
+        natt_port: u16,
+        mode: AttachMode,
+        max_policies: u32,
+    ) -> Result<Interface, String> {
         let config = ClassifierConfig {
             natt_port,
+            max_policies,
             ..ClassifierConfig::default()
         };
         let mut classifier =

@@ -158,6 +158,7 @@ fn run(args: &Args) -> Result<(), String> {
             name,
             args.natt_port,
             args.xdp_mode.into(),
+            policy_prefixes(&table),
         )?);
     }
     let count = worker_count(args);
@@ -211,6 +212,7 @@ fn run(args: &Args) -> Result<(), String> {
                 .filter_map(|(name, c)| Some((name.as_str(), c.counters().ok()?)))
                 .collect();
             let mut counters = stats_file::collect(running.per_worker(), &verdicts);
+            counters.insert("xdp.policies_refused".to_owned(), sync.refused() as u64);
             let reassembled = reassembled.iter().flat_map(|r| r.counters().named());
             for (name, value) in reassembled {
                 counters.insert(name.to_owned(), value);
@@ -235,6 +237,15 @@ fn run(args: &Args) -> Result<(), String> {
         interface.detach();
     }
     outcome
+}
+
+/// Room in the XDP policy tables: a policy per SA slot the table has (the SPD holds at most
+/// that many; each usually one prefix), and never less than the classifier's default. The
+/// tables allocate per entry, so the bound costs nothing until used.
+fn policy_prefixes(table: &TableReader) -> u32 {
+    table
+        .capacity()
+        .max(xipsec_ebpf::ClassifierConfig::default().max_policies)
 }
 
 fn sync_policies(
