@@ -305,17 +305,9 @@ fn what_the_workers_report_rekeys_or_deletes_the_child_sa() {
         "  replay_window = 2048",
         &format!("  replay_window = 2048\n{volume}"),
     );
-    let mut a = side(dir.path(), "a", &text, A, NatTraversal::Detect);
-    let mut b = side(
-        dir.path(),
-        "b",
-        &config_text(B, A, "b.example", "a.example", false),
-        B,
-        NatTraversal::Detect,
-    );
+    let text_b = config_text(B, A, "b.example", "a.example", false);
     let now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (mut a, mut b) = started(dir.path(), &text, &text_b, now);
     // The configured volume lifetimes are in both of A's records, life_bytes a tenth past.
     let slot = outbound_slot(&a);
     let reader = TableReader::open(&a.table).unwrap();
@@ -842,11 +834,8 @@ fn every_child_of_a_connection_is_negotiated_and_named() {
         config_text(A, B, "a.example", "b.example", true) + &second("10.3.0.0/24", "10.4.0.0/24");
     let text_b =
         config_text(B, A, "b.example", "a.example", false) + &second("10.4.0.0/24", "10.3.0.0/24");
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (mut a, b) = started(dir.path(), &text_a, &text_b, now);
     let (sa, sb) = (seen(&a), seen(&b));
     assert_eq!((sa.inbound.len(), sa.outbound.len()), (2, 2));
     assert_mirrored(&sa, &sb);
@@ -952,11 +941,8 @@ fn a_child_sa_whose_rekeys_keep_failing_goes_at_its_hard_lifetime() {
             "esp_proposals = [\"aes256gcm16\"]",
             "esp_proposals = [\"aes256gcm16-modp2048\"]",
         );
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let mut now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (mut a, mut b) = started(dir.path(), &text_a, &text_b, now);
     assert_eq!(a.engine.plane().installed(), 2);
     let until = now + Duration::from_secs(599);
     run_until(&mut a, &mut b, &mut now, until);
@@ -1016,6 +1002,15 @@ fn spd_of(reader: &TableReader) -> Vec<Policy> {
     policies
 }
 
+/// Side A with `text_a`, side B with `text_b`; A starts and both exchange until quiet.
+fn started(dir: &FsPath, text_a: &str, text_b: &str, now: Instant) -> (Side, Side) {
+    let mut a = side(dir, "a", text_a, A, NatTraversal::Detect);
+    let mut b = side(dir, "b", text_b, B, NatTraversal::Detect);
+    a.engine.start(now);
+    exchange(&mut a, &mut b, now);
+    (a, b)
+}
+
 /// `config_text` with `per_cpu_sas = n` in the child.
 fn per_cpu_text(
     local: &str,
@@ -1047,11 +1042,8 @@ fn per_cpu_sas_bring_a_fallback_and_per_resource_child_sas_into_both_tables() {
     let dir = tempfile::tempdir().unwrap();
     let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
     let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 2);
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let mut now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (mut a, mut b) = started(dir.path(), &text_a, &text_b, now);
     let check = |a: &Side, b: &Side| {
         let (sa, sb) = (seen(a), seen(b));
         for s in [&sa, &sb] {
@@ -1108,11 +1100,8 @@ fn a_per_resource_child_sa_the_peer_deleted_is_asked_for_again() {
     let dir = tempfile::tempdir().unwrap();
     let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
     let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 2);
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let mut now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (mut a, mut b) = started(dir.path(), &text_a, &text_b, now);
     assert_eq!(resources(&a), [None, Some(0), Some(1)]);
     // B's data plane stops resource 0's SA (its hard lifetime): B deletes that Child SA.
     let reader = TableReader::open(&b.table).unwrap();
@@ -1139,11 +1128,8 @@ fn per_cpu_sas_against_a_peer_without_them_leave_the_fallback_only() {
     let dir = tempfile::tempdir().unwrap();
     let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 2);
     let text_b = config_text(B, A, "b.example", "a.example", false);
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (a, b) = started(dir.path(), &text_a, &text_b, now);
     let (sa, sb) = (seen(&a), seen(&b));
     assert_eq!((sa.inbound.len(), sa.outbound.len()), (1, 1));
     assert_eq!((sb.inbound.len(), sb.outbound.len()), (1, 1));
@@ -1157,11 +1143,8 @@ fn a_peer_that_takes_fewer_per_cpu_sas_stops_the_initiator_at_its_count() {
     let dir = tempfile::tempdir().unwrap();
     let text_a = per_cpu_text(A, B, "a.example", "b.example", true, 3);
     let text_b = per_cpu_text(B, A, "b.example", "a.example", false, 1);
-    let mut a = side(dir.path(), "a", &text_a, A, NatTraversal::Detect);
-    let mut b = side(dir.path(), "b", &text_b, B, NatTraversal::Detect);
     let now = Instant::now();
-    a.engine.start(now);
-    exchange(&mut a, &mut b, now);
+    let (a, b) = started(dir.path(), &text_a, &text_b, now);
     assert_eq!(resources(&a), [None, Some(0)]);
     assert_eq!(resources(&b), [None, Some(0)]);
     let (sa, sb) = (seen(&a), seen(&b));

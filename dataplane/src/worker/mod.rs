@@ -9,7 +9,8 @@ mod xsk_worker;
 
 pub use sa_cache::{owner_of, SaCache, OUTBOUND_SEQUENCE_RESERVATION};
 pub use sa_source::{SaSource, StaticSas, TableSas};
-pub use spd::{flow_of, reversed, IndexedSpd, SharedSpd, SpdIndexer, SpdMirror, SHARED_FROM};
+pub(crate) use spd::reversed;
+pub use spd::{flow_of, SharedSpd, SpdIndexer, SpdMirror, SHARED_FROM};
 #[cfg(target_os = "linux")]
 pub use xsk_worker::{
     merge_stats, Handoff, HandoffConfig, HandoffError, HandoffPacket, HandoffRefused, HandoffWork,

@@ -6,7 +6,7 @@ use crate::table::{Direction, Policy, ReadError, SlotId, TableReader, ANY_WORKER
 use super::index::PolicyIndex;
 
 #[derive(Debug, Default)]
-pub struct IndexedSpd {
+pub(super) struct IndexedSpd {
     pub(super) version: u64,
     pub(super) policies: Vec<Policy>,
     pub(super) index: PolicyIndex,
@@ -42,17 +42,8 @@ impl IndexedSpd {
         })
     }
 
-    /// The SPD version it was read at.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.policies.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
     }
 }
 

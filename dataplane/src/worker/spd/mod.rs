@@ -32,7 +32,7 @@ use crate::table::{AddressRange, Flow, Policy, SlotId, TableReader, ANY_WORKER};
 
 use super::owner_of;
 pub use flow::{flow_of, reversed};
-pub use indexed::IndexedSpd;
+use indexed::IndexedSpd;
 pub use shared::{SharedSpd, SpdIndexer, SHARED_FROM};
 
 /// The policies as of one SPD version, seen by one worker, indexed by destination so that
